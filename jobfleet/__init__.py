@@ -1,0 +1,1 @@
+"""jobfleet: the job fleet's public contract (catalog, payloads, wire format, producer)."""

@@ -1,0 +1,47 @@
+"""Every Redis key and queue name the fleet uses, in one place.
+
+Job, result, retry and in-progress keys are arq's own (its constants), so that an arq worker and a
+non-Python producer that writes arq's layout interoperate. Everything the fleet adds lives under
+``jobfleet:``.
+"""
+
+from arq.constants import (
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
+
+__all__ = [
+    "ALL_QUEUES",
+    "QUEUE_CALENDAR",
+    "QUEUE_DEFAULT",
+    "QUEUE_SWEEPS",
+    "in_progress_key_prefix",
+    "job_key_prefix",
+    "result_key_prefix",
+    "retry_key_prefix",
+]
+
+# Sweeps may run for minutes; queued jobs are short and must not wait behind them, and calendar
+# calls wait on third-party rate limits. One arq queue each.
+QUEUE_DEFAULT = "jobfleet:queue:default"
+QUEUE_SWEEPS = "jobfleet:queue:sweeps"
+QUEUE_CALENDAR = "jobfleet:queue:calendar"
+ALL_QUEUES = (QUEUE_DEFAULT, QUEUE_SWEEPS, QUEUE_CALENDAR)
+QUEUE_ALIASES = {"default": QUEUE_DEFAULT, "sweeps": QUEUE_SWEEPS, "calendar": QUEUE_CALENDAR}
+
+# Failure record: a sorted set of job ids by failure time, and one JSON document per failure.
+FAILED_INDEX = "jobfleet:failed"
+FAILED_PREFIX = "jobfleet:failed:"
+
+# Per-worker health records (arq's single health key is shared and deleted by the first to stop).
+WORKERS_INDEX = "jobfleet:workers"
+WORKER_PREFIX = "jobfleet:worker:"
+
+# Scheduler: the last tick claimed per schedule, and the last run of each scheduled job.
+SCHEDULE_TICK_PREFIX = "jobfleet:schedule:tick:"
+SCHEDULE_LAST_RUN = "jobfleet:schedule:last-run"
+
+# Counters per job name and outcome, read by /metrics and the dashboard.
+STATS_PREFIX = "jobfleet:stats:"

@@ -1,0 +1,38 @@
+"""Job payloads: frozen models holding ids and primitives only, never personal data."""
+
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Sweep(Payload):
+    """A periodic sweep takes no arguments: it works on whatever is due."""
+
+
+class SessionRef(Payload):
+    session_id: UUID
+
+
+class ServiceRef(Payload):
+    service_id: UUID
+
+
+class MessageRef(Payload):
+    message_id: UUID
+
+
+class ErasureRequestRef(Payload):
+    request_id: UUID
+
+
+class RetentionRun(Payload):
+    # None runs every retention policy in schedules/retention.toml.
+    policy: str | None = Field(default=None, max_length=100)
+
+
+class Sleep(Payload):
+    ms: int = Field(ge=0, le=60_000)

@@ -1,0 +1,166 @@
+"""The producer library: validate a payload against the catalog and put the job in Redis.
+
+Needs only arq, redis and pydantic. Usage::
+
+    async with Producer.from_url("redis://127.0.0.1:6379/0") as producer:
+        job_id = await producer.enqueue("messages.deliver", {"message_id": mid}, key=mid,
+                                        defer_until=scheduled_for)
+        ...
+        await producer.cancel(job_id)
+"""
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self
+
+from arq.constants import expires_extra_ms
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from jobfleet import keys, wire
+from jobfleet.catalog import JobSpec, spec_for
+
+# One job, created only if neither a queued/running job nor a kept result has its id.
+_ENQUEUE = """
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+"""
+
+# Remove a job that has not started. Touching the in-progress key makes a worker that is between
+# reading the queue and claiming this job back off (its WATCH on that key fails).
+_CANCEL = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local removed = 0
+for i = 3, #KEYS do removed = removed + redis.call('ZREM', KEYS[i], ARGV[1]) end
+if removed > 0 then
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[1], 'cancelled', 'PX', 1000)
+end
+return removed
+"""
+
+
+class InvalidPayload(ValueError):
+    """A payload that does not fit its job's model; names the job and each bad field."""
+
+    def __init__(self, job: str, error: ValidationError) -> None:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}" for e in error.errors()
+        )
+        super().__init__(f"invalid payload for job {job!r}: {problems}")
+        self.job = job
+        self.fields = [".".join(str(p) for p in e["loc"]) for e in error.errors()]
+
+
+class ProducerUnavailable(RuntimeError):
+    """Redis did not take the job: nothing was enqueued, the caller must retry or fail."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    defer_until: datetime | None = None
+    defer_by: timedelta | float | None = None
+
+
+def validate(name: str, payload: Mapping[str, Any] | None) -> tuple[JobSpec, dict[str, Any]]:
+    spec = spec_for(name)
+    try:
+        model = spec.payload.model_validate(dict(payload or {}))
+    except ValidationError as e:
+        raise InvalidPayload(name, e) from None
+    return spec, model.model_dump(mode="json")
+
+
+def job_id_for(name: str, key: str | None) -> str:
+    return f"{name}:{key}" if key else uuid.uuid4().hex
+
+
+def _score_ms(now_ms: int, defer_until: datetime | None, defer_by: timedelta | float | None) -> int:
+    if defer_until is not None and defer_by is not None:
+        raise ValueError("give defer_until or defer_by, not both")
+    if defer_until is not None:
+        if defer_until.tzinfo is None:
+            raise ValueError("defer_until must be timezone-aware")
+        return int(defer_until.astimezone(UTC).timestamp() * 1000)
+    if defer_by is not None:
+        seconds = defer_by.total_seconds() if isinstance(defer_by, timedelta) else float(defer_by)
+        return now_ms + int(seconds * 1000)
+    return now_ms
+
+
+class Producer:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._cancel = redis.register_script(_CANCEL)
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        return cls(Redis.from_url(url))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    def _prepare(self, job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
+        spec, payload = validate(job.name, job.payload)
+        job_id = job_id_for(job.name, job.key)
+        document = wire.job_document(spec.name, payload, now_ms)
+        if len(document) > wire.MAX_JOB_BYTES:
+            raise ValueError(f"payload for job {job.name!r} is {len(document)} bytes; the limit is "
+                             f"{wire.MAX_JOB_BYTES}: a job carries ids, not documents")
+        score = _score_ms(now_ms, job.defer_until, job.defer_by)
+        expires_ms = max(score - now_ms, 0) + expires_extra_ms
+        job_keys = [keys.job_key_prefix + job_id, keys.result_key_prefix + job_id, spec.queue]
+        return job_keys, [document, expires_ms, score, job_id], job_id
+
+    async def enqueue(
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        defer_until: datetime | None = None,
+        defer_by: timedelta | float | None = None,
+    ) -> str:
+        """Enqueue one job and return its id. With ``key``, a second enqueue while the first job is
+        queued, running or its result kept returns the same id and adds nothing."""
+        job_keys, args, job_id = self._prepare(Job(name, payload or {}, key, defer_until, defer_by), wire.now_ms())
+        try:
+            await self._enqueue(keys=job_keys, args=args)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            raise ProducerUnavailable(f"job {name!r} was not enqueued: Redis is unreachable ({e})") from e
+        return job_id
+
+    async def enqueue_many(self, jobs: Iterable[Job]) -> list[str]:
+        """Validate every job first, then enqueue them all through one pipeline."""
+        now = wire.now_ms()
+        prepared = [self._prepare(job, now) for job in jobs]
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_keys, args, _ in prepared:
+                    await self._enqueue(keys=job_keys, args=args, client=pipe)
+                await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            raise ProducerUnavailable(f"{len(prepared)} jobs were not enqueued: Redis is unreachable ({e})") from e
+        return [job_id for _, _, job_id in prepared]
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job that has not started yet (a deferred one, typically). False if it is running,
+        finished or unknown. After a cancel the same key can be enqueued anew."""
+        job_keys = [keys.in_progress_key_prefix + job_id, keys.job_key_prefix + job_id, *keys.ALL_QUEUES]
+        return bool(await self._cancel(keys=job_keys, args=[job_id]))

@@ -1,0 +1,105 @@
+"""The fleet's configuration: the only module that reads the environment.
+
+Entry points build one ``Settings`` and pass it (or the typed dependencies built from it) down.
+"""
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SCHEDULES_DIR = Path(__file__).resolve().parent.parent / "schedules"
+
+
+def _check_scheme(url: str, allowed: tuple[str, ...], what: str) -> str:
+    scheme = urlsplit(url).scheme.split("+", 1)[0]
+    if scheme not in allowed:
+        raise ValueError(f"{what} must be a URL starting with {' or '.join(s + '://' for s in allowed)}")
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBFLEET_", extra="ignore", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    pinteach_dsn: str = "postgresql://postgres@127.0.0.1:5432/pinteach"
+    pickatale_dsn: str = "mysql://root@127.0.0.1:3306/"
+    # Prepended to Pickatale's database names (account_center, telemetry, ...): lets tests and the
+    # demo run beside a real Pickatale on one server.
+    pickatale_db_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_]*$", max_length=32)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    # Worker runtime
+    worker_max_jobs: int = Field(default=50, ge=1, le=1000)
+    worker_poll_delay_s: float = Field(default=0.05, gt=0, le=10)
+    shutdown_grace_s: float = Field(default=30, ge=0, le=3600)
+    health_interval_s: float = Field(default=5, gt=0, le=300)
+    scheduler_enabled: bool = True
+    schedules_file: Path = SCHEDULES_DIR / "schedules.toml"
+    retention_file: Path = SCHEDULES_DIR / "retention.toml"
+
+    # Sweeps
+    sweep_batch_size: int = Field(default=500, ge=1, le=50_000)
+    sweep_budget_s: float = Field(default=240, gt=0)
+    auto_complete_grace_s: float = Field(default=900, ge=0)
+    credits_expiry_notice_days: float = Field(default=7, ge=0)
+    waitlist_offer_hours: float = Field(default=48, gt=0)
+    hold_ttl_minutes: float = Field(default=30, gt=0)
+    license_grace_days: float = Field(default=7, ge=0)
+
+    # Stripe
+    stripe_api_key: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+
+    # Calendars and Drive
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_api_endpoint: str | None = None  # None: Google's own
+    google_token_uri: str = "https://oauth2.googleapis.com/token"
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: SecretStr | None = None
+    microsoft_tenant: str = "common"
+    microsoft_authority_host: str = "https://login.microsoftonline.com"
+    graph_api_base: str = "https://graph.microsoft.com/v1.0"
+    calendar_max_attempts: int = Field(default=8, ge=1)
+    calendar_backoff_base_s: float = Field(default=60, gt=0)
+    calendar_backoff_cap_s: float = Field(default=6 * 3600, gt=0)
+
+    # Dashboard
+    dashboard_token: SecretStr | None = None
+    dashboard_user: str | None = None
+    dashboard_password: SecretStr | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        return _check_scheme(v, ("redis", "rediss", "unix"), "a Redis URL")
+
+    @field_validator("pinteach_dsn")
+    @classmethod
+    def _pinteach_dsn(cls, v: str) -> str:
+        return _check_scheme(v, ("postgresql", "postgres"), "the PinTeach DSN")
+
+    @field_validator("pickatale_dsn")
+    @classmethod
+    def _pickatale_dsn(cls, v: str) -> str:
+        return _check_scheme(v, ("mysql", "mariadb"), "the Pickatale DSN")
+
+
+class ConfigError(Exception):
+    """A missing or malformed setting; its message is one line naming the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        first = e.errors()[0]
+        variable = "JOBFLEET_" + str(first["loc"][0]).upper() if first["loc"] else "JOBFLEET_*"
+        message = first["msg"].removeprefix("Value error, ")
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise ConfigError(f"{variable}: {message}{more}") from None

@@ -1,0 +1,56 @@
+"""The wire format: JSON only, in arq's job layout.
+
+A job is stored under ``arq:job:{id}`` as ``{"t": try, "f": name, "a": [], "k": payload, "et": ms}``
+and its id is added to the queue's sorted set with the time to run (ms) as score. Results are JSON
+too. Nothing is ever pickled: a pickle in Redis is code execution for whoever can write to Redis.
+"""
+
+import json
+import time
+from typing import Any
+from uuid import UUID
+
+try:  # orjson is faster; the producer alone works without it
+    import orjson
+except ImportError:  # pragma: no cover - exercised by the producer's clean-venv test
+    orjson = None  # type: ignore[assignment]
+
+# Beyond this a payload is refused: a job carries ids, not documents.
+MAX_JOB_BYTES = 64 * 1024
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseException):
+        return {"error": type(value).__name__, "message": str(value)}
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+if orjson is not None:
+
+    def encode(value: Any) -> bytes:
+        return orjson.dumps(value, default=_default)
+
+    def decode(data: bytes | str) -> Any:
+        return orjson.loads(data)
+
+else:  # pragma: no cover
+
+    def encode(value: Any) -> bytes:
+        return json.dumps(value, default=_default, separators=(",", ":")).encode()
+
+    def decode(data: bytes | str) -> Any:
+        return json.loads(data)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def job_document(name: str, payload: dict[str, Any], enqueue_time_ms: int) -> bytes:
+    return encode({"t": None, "f": name, "a": [], "k": payload, "et": enqueue_time_ms})

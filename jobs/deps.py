@@ -1,0 +1,27 @@
+"""What a job is given to work with: settings and database engines, built once per process."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.engines import pickatale_engine, pinteach_engine
+from jobfleet.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    settings: Settings
+    pinteach: AsyncEngine
+    pickatale: AsyncEngine
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Deps":
+        return cls(
+            settings=settings,
+            pinteach=pinteach_engine(settings.pinteach_dsn),
+            pickatale=pickatale_engine(settings.pickatale_dsn, prefix=settings.pickatale_db_prefix),
+        )
+
+    async def close(self) -> None:
+        await self.pinteach.dispose()
+        await self.pickatale.dispose()

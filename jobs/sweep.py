@@ -1,0 +1,18 @@
+"""The loop every periodic sweep shares: batches until nothing is due or the time budget is spent."""
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+
+# A batch reports how many due rows it took (0 ends the sweep) and the counts to add up.
+Batch = Callable[[], Awaitable[tuple[int, dict[str, int]]]]
+
+
+async def sweep(batch: Batch, *, budget_s: float, keys: Iterable[str]) -> dict[str, int]:
+    totals: Counter[str] = Counter(dict.fromkeys(keys, 0))
+    deadline = time.monotonic() + budget_s
+    while True:
+        taken, counts = await batch()
+        totals.update(counts)
+        if taken == 0 or time.monotonic() >= deadline:
+            return dict(totals)
