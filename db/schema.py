@@ -30,9 +30,11 @@ def pickatale_statements(prefix: str = "") -> list[str]:
 
 async def create_pinteach(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
-        existing = (await conn.execute(text(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
-        ))).scalar_one()
+        existing = (
+            await conn.execute(
+                text("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+            )
+        ).scalar_one()
         if existing:
             raise SchemaError(f"the PinTeach database already has {existing} tables; init wants an empty one")
         raw = await conn.get_raw_connection()
@@ -44,12 +46,18 @@ async def create_pinteach(engine: AsyncEngine) -> None:
 async def create_pickatale(engine: AsyncEngine, prefix: str = "") -> None:
     async with engine.connect() as conn:
         names = [prefix + name for name in pickatale.DATABASES]
-        rows = (await conn.exec_driver_sql(
-            "SELECT table_schema FROM information_schema.tables WHERE table_schema IN ("
-            + ",".join(["%s"] * len(names)) + ")", tuple(names),
-        )).all()
+        rows = (
+            await conn.exec_driver_sql(
+                "SELECT table_schema FROM information_schema.tables WHERE table_schema IN ("
+                + ",".join(["%s"] * len(names))
+                + ")",
+                tuple(names),
+            )
+        ).all()
         if rows:
-            raise SchemaError(f"the Pickatale databases already have {len(rows)} tables; init wants empty ones")
+            raise SchemaError(
+                f"the Pickatale databases already have {len(rows)} tables; init wants empty ones"
+            )
         for statement in pickatale_statements(prefix):
             await conn.exec_driver_sql(statement)
         await conn.commit()
@@ -58,14 +66,16 @@ async def create_pickatale(engine: AsyncEngine, prefix: str = "") -> None:
 async def _pinteach_columns(engine: AsyncEngine) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     async with engine.connect() as conn:
         columns: dict[str, set[str]] = {}
-        for table, column in await conn.execute(text(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
-        )):
+        for table, column in await conn.execute(
+            text(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+            )
+        ):
             columns.setdefault(table, set()).add(column)
         enums: dict[str, set[str]] = {}
-        for name, label in await conn.execute(text(
-            "SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid"
-        )):
+        for name, label in await conn.execute(
+            text("SELECT t.typname, e.enumlabel FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid")
+        ):
             enums.setdefault(name, set()).add(label)
     return columns, enums
 
@@ -77,8 +87,11 @@ def _missing(metadata: MetaData, columns: dict[str, set[str]], key: Callable[[Ta
         if name not in columns:
             problems.append(f"table {table.fullname} is missing")
             continue
-        problems += [f"column {table.fullname}.{c.name} is missing" for c in table.columns
-                     if c.name not in columns[name]]
+        problems += [
+            f"column {table.fullname}.{c.name} is missing"
+            for c in table.columns
+            if c.name not in columns[name]
+        ]
     return problems
 
 
@@ -95,11 +108,13 @@ async def check_pinteach(engine: AsyncEngine) -> list[str]:
 
 async def check_pickatale(engine: AsyncEngine, prefix: str = "") -> list[str]:
     async with engine.connect() as conn:
-        rows = (await conn.exec_driver_sql(
-            "SELECT table_schema, table_name, column_name, column_type FROM information_schema.columns "
-            "WHERE table_schema IN (" + ",".join(["%s"] * len(pickatale.DATABASES)) + ")",
-            tuple(prefix + name for name in pickatale.DATABASES),
-        )).all()
+        rows = (
+            await conn.exec_driver_sql(
+                "SELECT table_schema, table_name, column_name, column_type FROM information_schema.columns "
+                "WHERE table_schema IN (" + ",".join(["%s"] * len(pickatale.DATABASES)) + ")",
+                tuple(prefix + name for name in pickatale.DATABASES),
+            )
+        ).all()
     columns: dict[str, set[str]] = {}
     types: dict[tuple[str, str], str] = {}
     for schema, table, column, column_type in rows:
@@ -112,6 +127,9 @@ async def check_pickatale(engine: AsyncEngine, prefix: str = "") -> list[str]:
             declared = types.get((table.fullname, column.name))
             if declared and isinstance(column.type, Enum):
                 live = set(re.findall(r"'((?:[^']|'')*)'", declared))
-                problems += [f"enum {table.fullname}.{column.name} has no value {v!r}"
-                             for v in column.type.enums if v not in live]
+                problems += [
+                    f"enum {table.fullname}.{column.name} has no value {v!r}"
+                    for v in column.type.enums
+                    if v not in live
+                ]
     return problems

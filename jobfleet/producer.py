@@ -121,8 +121,10 @@ class Producer:
         job_id = job_id_for(job.name, job.key)
         document = wire.job_document(spec.name, payload, now_ms)
         if len(document) > wire.MAX_JOB_BYTES:
-            raise ValueError(f"payload for job {job.name!r} is {len(document)} bytes; the limit is "
-                             f"{wire.MAX_JOB_BYTES}: a job carries ids, not documents")
+            raise ValueError(
+                f"payload for job {job.name!r} is {len(document)} bytes; the limit is "
+                f"{wire.MAX_JOB_BYTES}: a job carries ids, not documents"
+            )
         score = _score_ms(now_ms, job.defer_until, job.defer_by)
         expires_ms = max(score - now_ms, 0) + expires_extra_ms
         job_keys = [keys.job_key_prefix + job_id, keys.result_key_prefix + job_id, spec.queue]
@@ -139,7 +141,9 @@ class Producer:
     ) -> str:
         """Enqueue one job and return its id. With ``key``, a second enqueue while the first job is
         queued, running or its result kept returns the same id and adds nothing."""
-        job_keys, args, job_id = self._prepare(Job(name, payload or {}, key, defer_until, defer_by), wire.now_ms())
+        job_keys, args, job_id = self._prepare(
+            Job(name, payload or {}, key, defer_until, defer_by), wire.now_ms()
+        )
         try:
             await self._enqueue(keys=job_keys, args=args)
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
@@ -156,7 +160,9 @@ class Producer:
                     await self._enqueue(keys=job_keys, args=args, client=pipe)
                 await pipe.execute()
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
-            raise ProducerUnavailable(f"{len(prepared)} jobs were not enqueued: Redis is unreachable ({e})") from e
+            raise ProducerUnavailable(
+                f"{len(prepared)} jobs were not enqueued: Redis is unreachable ({e})"
+            ) from e
         return [job_id for _, _, job_id in prepared]
 
     async def cancel(self, job_id: str) -> bool:

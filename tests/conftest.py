@@ -17,8 +17,12 @@ def databases() -> Iterator[dict[str, str]]:
     prefix = services.run(services.create_mysql_databases())
     redis_url, redis_index = services.run(services.claim_redis_db())
     try:
-        yield {"pinteach_dsn": pg_dsn, "pickatale_dsn": services.MYSQL_DSN, "pickatale_db_prefix": prefix,
-               "redis_url": redis_url}
+        yield {
+            "pinteach_dsn": pg_dsn,
+            "pickatale_dsn": services.MYSQL_DSN,
+            "pickatale_db_prefix": prefix,
+            "redis_url": redis_url,
+        }
     finally:
         services.run(services.drop_pg_database(pg_dsn))
         services.run(services.drop_mysql_databases(prefix))

@@ -51,52 +51,106 @@ class PinTeach:
 
     async def teacher(self, **kw: Any) -> UUID:
         n = next(_n)
-        return await self.insert(t.teachers, **{
-            "email": f"teacher{n}@example.com", "name": f"Teacher {n}", "slug": f"teacher-{n}",
-            "timezone": "Europe/Oslo", **kw,
-        })
+        return await self.insert(
+            t.teachers,
+            **{
+                "email": f"teacher{n}@example.com",
+                "name": f"Teacher {n}",
+                "slug": f"teacher-{n}",
+                "timezone": "Europe/Oslo",
+                **kw,
+            },
+        )
 
     async def student(self, teacher_id: UUID, **kw: Any) -> UUID:
         n = next(_n)
-        return await self.insert(t.students, **{
-            "teacher_id": teacher_id, "email": f"student{n}@example.com", "name": f"Student {n}",
-            "timezone": "Europe/Oslo", "status": "active", **kw,
-        })
+        return await self.insert(
+            t.students,
+            **{
+                "teacher_id": teacher_id,
+                "email": f"student{n}@example.com",
+                "name": f"Student {n}",
+                "timezone": "Europe/Oslo",
+                "status": "active",
+                **kw,
+            },
+        )
 
     async def service(self, teacher_id: UUID, **kw: Any) -> UUID:
         n = next(_n)
-        return await self.insert(t.services, **{
-            "teacher_id": teacher_id, "name": f"Lessons {n}", "slug": f"lessons-{n}", "delivery_mode": "live",
-            "group_type": "individual", "structure": "package", "pricing_model": "credits",
-            "session_duration_minutes": 60, "status": "active", **kw,
-        })
+        return await self.insert(
+            t.services,
+            **{
+                "teacher_id": teacher_id,
+                "name": f"Lessons {n}",
+                "slug": f"lessons-{n}",
+                "delivery_mode": "live",
+                "group_type": "individual",
+                "structure": "package",
+                "pricing_model": "credits",
+                "session_duration_minutes": 60,
+                "status": "active",
+                **kw,
+            },
+        )
 
     async def enrollment(self, service_id: UUID, student_id: UUID, teacher_id: UUID, **kw: Any) -> UUID:
-        return await self.insert(t.enrollments, **{
-            "service_id": service_id, "student_id": student_id, "teacher_id": teacher_id, "status": "active",
-            "sessions_total": 10, "sessions_scheduled": 1, "valid_from": ago(days=30),
-            "valid_until": ahead(days=60), **kw,
-        })
+        return await self.insert(
+            t.enrollments,
+            **{
+                "service_id": service_id,
+                "student_id": student_id,
+                "teacher_id": teacher_id,
+                "status": "active",
+                "sessions_total": 10,
+                "sessions_scheduled": 1,
+                "valid_from": ago(days=30),
+                "valid_until": ahead(days=60),
+                **kw,
+            },
+        )
 
     async def session(self, service_id: UUID, teacher_id: UUID, **kw: Any) -> UUID:
         ends_at = kw.pop("ends_at", ago(hours=1))
-        return await self.insert(t.class_sessions, **{
-            "service_id": service_id, "teacher_id": teacher_id, "starts_at": ends_at - timedelta(hours=1),
-            "ends_at": ends_at, "timezone": "Europe/Oslo", "status": "scheduled", **kw,
-        })
+        return await self.insert(
+            t.class_sessions,
+            **{
+                "service_id": service_id,
+                "teacher_id": teacher_id,
+                "starts_at": ends_at - timedelta(hours=1),
+                "ends_at": ends_at,
+                "timezone": "Europe/Oslo",
+                "status": "scheduled",
+                **kw,
+            },
+        )
 
     async def participant(self, session_id: UUID, student_id: UUID, enrollment_id: UUID, **kw: Any) -> UUID:
-        return await self.insert(t.session_participants, **{
-            "session_id": session_id, "student_id": student_id, "enrollment_id": enrollment_id, **kw,
-        })
+        return await self.insert(
+            t.session_participants,
+            **{
+                "session_id": session_id,
+                "student_id": student_id,
+                "enrollment_id": enrollment_id,
+                **kw,
+            },
+        )
 
     async def individual(self, **session_kw: Any) -> dict[str, UUID]:
         """A teacher, a student, a credits service, an active enrollment and one booked session."""
         teacher_id = await self.teacher(**session_kw.pop("teacher", {}))
         student_id = await self.student(teacher_id)
         service_id = await self.service(teacher_id, **session_kw.pop("service", {}))
-        enrollment_id = await self.enrollment(service_id, student_id, teacher_id, **session_kw.pop("enrollment", {}))
-        session_id = await self.session(service_id, teacher_id, enrollment_id=enrollment_id,
-                                        student_id=student_id, **session_kw)
-        return {"teacher_id": teacher_id, "student_id": student_id, "service_id": service_id,
-                "enrollment_id": enrollment_id, "session_id": session_id}
+        enrollment_id = await self.enrollment(
+            service_id, student_id, teacher_id, **session_kw.pop("enrollment", {})
+        )
+        session_id = await self.session(
+            service_id, teacher_id, enrollment_id=enrollment_id, student_id=student_id, **session_kw
+        )
+        return {
+            "teacher_id": teacher_id,
+            "student_id": student_id,
+            "service_id": service_id,
+            "enrollment_id": enrollment_id,
+            "session_id": session_id,
+        }

@@ -110,5 +110,5 @@ async def truncate_pickatale(engine: AsyncEngine) -> None:
         await conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
 
 
-def run(coro):  # noqa: ANN001, ANN201 - used from sync session hooks
+def run(coro):
     return asyncio.run(coro)

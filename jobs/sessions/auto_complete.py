@@ -69,44 +69,56 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     return await sweep(batch, budget_s=deps.settings.sweep_budget_s, keys=SUMMARY_KEYS)
 
 
-async def complete_batch(conn: AsyncConnection, *, grace: timedelta, limit: int) -> tuple[int, dict[str, int]]:
-    due_ids = (await conn.execute(
-        select(class_sessions.c.id)
-        .where(class_sessions.c.status.in_(DUE_STATUSES), class_sessions.c.ends_at <= func.now() - grace)
-        # index order (status, ends_at): the scan stops after `limit` rows instead of sorting
-        .order_by(class_sessions.c.status, class_sessions.c.ends_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )).scalars().all()
+async def complete_batch(
+    conn: AsyncConnection, *, grace: timedelta, limit: int
+) -> tuple[int, dict[str, int]]:
+    due_ids = (
+        (
+            await conn.execute(
+                select(class_sessions.c.id)
+                .where(
+                    class_sessions.c.status.in_(DUE_STATUSES), class_sessions.c.ends_at <= func.now() - grace
+                )
+                # index order (status, ends_at): the scan stops after `limit` rows instead of sorting
+                .order_by(class_sessions.c.status, class_sessions.c.ends_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
     if not due_ids:
         return 0, {}
 
     session_status = enum("session_status")
-    closed = (await conn.execute(
-        update(class_sessions)
-        .where(
-            class_sessions.c.id.in_(due_ids),
-            teachers.c.id == class_sessions.c.teacher_id,
-            services.c.id == class_sessions.c.service_id,
+    closed = (
+        await conn.execute(
+            update(class_sessions)
+            .where(
+                class_sessions.c.id.in_(due_ids),
+                teachers.c.id == class_sessions.c.teacher_id,
+                services.c.id == class_sessions.c.service_id,
+            )
+            .values(
+                status=case(
+                    (teachers.c.completion_mode == "MANUAL", literal("pending_review", session_status)),
+                    else_=literal("completed", session_status),
+                ),
+                completed_at=func.now(),
+                updated_at=func.now(),
+            )
+            .returning(
+                class_sessions.c.id,
+                class_sessions.c.status,
+                class_sessions.c.teacher_id,
+                class_sessions.c.enrollment_id,
+                class_sessions.c.student_id,
+                class_sessions.c.is_trial_session,
+                services.c.pricing_model,
+            )
         )
-        .values(
-            status=case(
-                (teachers.c.completion_mode == "MANUAL", literal("pending_review", session_status)),
-                else_=literal("completed", session_status),
-            ),
-            completed_at=func.now(),
-            updated_at=func.now(),
-        )
-        .returning(
-            class_sessions.c.id,
-            class_sessions.c.status,
-            class_sessions.c.teacher_id,
-            class_sessions.c.enrollment_id,
-            class_sessions.c.student_id,
-            class_sessions.c.is_trial_session,
-            services.c.pricing_model,
-        )
-    )).all()
+    ).all()
     completed = [s for s in closed if s.status == "completed"]
     for_review = [s for s in closed if s.status == "pending_review"]
     paid = [s for s in completed if s.pricing_model != "free"]
@@ -118,22 +130,29 @@ async def complete_batch(conn: AsyncConnection, *, grace: timedelta, limit: int)
     ]
     group_sessions = {s.id: s for s in paid if s.student_id is None}
     if group_sessions:
-        attended = (await conn.execute(
-            update(session_participants)
-            .where(
-                session_participants.c.session_id.in_(group_sessions),
-                session_participants.c.status == "confirmed",
+        attended = (
+            await conn.execute(
+                update(session_participants)
+                .where(
+                    session_participants.c.session_id.in_(group_sessions),
+                    session_participants.c.status == "confirmed",
+                )
+                .values(status="attended")
+                .returning(
+                    session_participants.c.session_id,
+                    session_participants.c.student_id,
+                    session_participants.c.enrollment_id,
+                )
             )
-            .values(status="attended")
-            .returning(
-                session_participants.c.session_id,
-                session_participants.c.student_id,
-                session_participants.c.enrollment_id,
-            )
-        )).all()
+        ).all()
         consumers += [
-            Consumer(p.enrollment_id, p.session_id, p.student_id, group_sessions[p.session_id].teacher_id,
-                     bool(group_sessions[p.session_id].is_trial_session))
+            Consumer(
+                p.enrollment_id,
+                p.session_id,
+                p.student_id,
+                group_sessions[p.session_id].teacher_id,
+                bool(group_sessions[p.session_id].is_trial_session),
+            )
             for p in attended
         ]
 
@@ -160,27 +179,33 @@ async def consume_credits(conn: AsyncConnection, consumers: list[Consumer]) -> l
         .order_by(enrollments.c.id)
         .with_for_update(key_share=True)
     )
-    inserted_keys = set((await conn.execute(
-        insert(credit_ledger)
-        .values([
-            {
-                "enrollment_id": c.enrollment_id,
-                "session_id": c.session_id,
-                "student_id": c.student_id,
-                "teacher_id": c.teacher_id,
-                "action": "CONSUME",
-                "amount": 1,
-                "actor": "system",
-                "idempotency_key": c.idempotency_key,
-            }
-            for c in consumers
-        ])
-        .on_conflict_do_nothing(
-            index_elements=[credit_ledger.c.idempotency_key],
-            index_where=credit_ledger.c.idempotency_key.is_not(None),
-        )
-        .returning(credit_ledger.c.idempotency_key)
-    )).scalars())
+    inserted_keys = set(
+        (
+            await conn.execute(
+                insert(credit_ledger)
+                .values(
+                    [
+                        {
+                            "enrollment_id": c.enrollment_id,
+                            "session_id": c.session_id,
+                            "student_id": c.student_id,
+                            "teacher_id": c.teacher_id,
+                            "action": "CONSUME",
+                            "amount": 1,
+                            "actor": "system",
+                            "idempotency_key": c.idempotency_key,
+                        }
+                        for c in consumers
+                    ]
+                )
+                .on_conflict_do_nothing(
+                    index_elements=[credit_ledger.c.idempotency_key],
+                    index_where=credit_ledger.c.idempotency_key.is_not(None),
+                )
+                .returning(credit_ledger.c.idempotency_key)
+            )
+        ).scalars()
+    )
     consumed = [c for c in consumers if c.idempotency_key in inserted_keys]
     if not consumed:
         return []
@@ -196,7 +221,9 @@ async def consume_credits(conn: AsyncConnection, consumers: list[Consumer]) -> l
         update(enrollments)
         .where(enrollments.c.id == counts.c.enrollment_id)
         .values(
-            sessions_scheduled=func.greatest(func.coalesce(enrollments.c.sessions_scheduled, 0) - counts.c.n, 0),
+            sessions_scheduled=func.greatest(
+                func.coalesce(enrollments.c.sessions_scheduled, 0) - counts.c.n, 0
+            ),
             sessions_completed=func.coalesce(enrollments.c.sessions_completed, 0) + counts.c.n,
             updated_at=func.now(),
         )
@@ -209,25 +236,46 @@ async def write_records(
     conn: AsyncConnection, completed: list, for_review: list, consumed: list[Consumer]
 ) -> None:
     lifecycle = [
-        {"teacher_id": c.teacher_id, "student_id": c.student_id, "event_type": event,
-         "metadata": {"session_id": str(c.session_id), "enrollment_id": str(c.enrollment_id)}}
+        {
+            "teacher_id": c.teacher_id,
+            "student_id": c.student_id,
+            "event_type": event,
+            "metadata": {"session_id": str(c.session_id), "enrollment_id": str(c.enrollment_id)},
+        }
         for c in consumed
         for event in (("session_completed", "trial_completed") if c.is_trial else ("session_completed",))
     ]
     if lifecycle:
         await conn.execute(student_lifecycle_events.insert().values(lifecycle))
     if completed:
-        await conn.execute(audit_logs.insert().values([
-            {"teacher_id": s.teacher_id, "actor_type": "system", "action": "session.auto_completed",
-             "entity_type": "class_session", "entity_id": s.id, "metadata": {"status": "completed"}}
-            for s in completed
-        ]))
+        await conn.execute(
+            audit_logs.insert().values(
+                [
+                    {
+                        "teacher_id": s.teacher_id,
+                        "actor_type": "system",
+                        "action": "session.auto_completed",
+                        "entity_type": "class_session",
+                        "entity_id": s.id,
+                        "metadata": {"status": "completed"},
+                    }
+                    for s in completed
+                ]
+            )
+        )
     if for_review:
-        await conn.execute(notifications.insert().values([
-            {"teacher_id": s.teacher_id, "recipient_type": "teacher", "type": "session.review_needed",
-             "title": "A session has ended and needs your review",
-             "body": "Confirm the session to complete it and use the student's credit.",
-             "payload": {"session_id": str(s.id)}}
-            for s in for_review
-        ]))
-
+        await conn.execute(
+            notifications.insert().values(
+                [
+                    {
+                        "teacher_id": s.teacher_id,
+                        "recipient_type": "teacher",
+                        "type": "session.review_needed",
+                        "title": "A session has ended and needs your review",
+                        "body": "Confirm the session to complete it and use the student's credit.",
+                        "payload": {"session_id": str(s.id)},
+                    }
+                    for s in for_review
+                ]
+            )
+        )

@@ -29,13 +29,21 @@ async def test_completes_an_ended_session_and_consumes_one_credit(deps, seed):
     assert (ledger.action, ledger.amount, ledger.actor) == ("CONSUME", 1, "system")
     assert ledger.idempotency_key == f"CONSUME:{ids['enrollment_id']}:{ids['session_id']}:{ids['student_id']}"
     enrollment = await seed.row(t.enrollments)
-    assert (enrollment.sessions_scheduled, enrollment.sessions_completed, enrollment.status) == (0, 1, "active")
+    assert (enrollment.sessions_scheduled, enrollment.sessions_completed, enrollment.status) == (
+        0,
+        1,
+        "active",
+    )
     events = await seed.rows(t.student_lifecycle_events)
     assert [e.event_type for e in events] == ["session_completed"]
     assert events[0].metadata["session_id"] == str(ids["session_id"])
     audit = await seed.row(t.audit_logs)
     assert (audit.actor_type, audit.action, audit.entity_type, audit.entity_id) == (
-        "system", "session.auto_completed", "class_session", ids["session_id"])
+        "system",
+        "session.auto_completed",
+        "class_session",
+        ids["session_id"],
+    )
 
 
 async def test_respects_the_grace_period_and_due_statuses(deps, seed):
@@ -60,15 +68,21 @@ async def test_manual_teacher_gets_review_and_no_credit_moves(deps, seed):
     assert (await seed.row(t.class_sessions)).status == "pending_review"
     note = await seed.row(t.notifications)
     assert (note.teacher_id, note.recipient_type, note.type, note.student_id) == (
-        ids["teacher_id"], "teacher", "session.review_needed", None)
+        ids["teacher_id"],
+        "teacher",
+        "session.review_needed",
+        None,
+    )
     assert await seed.count(t.credit_ledger) == 0
     assert (await seed.row(t.enrollments)).sessions_completed == 0
     assert await seed.count(t.student_lifecycle_events) == 0
 
 
 async def test_last_credit_completes_the_enrollment_and_trial_adds_its_event(deps, seed):
-    await seed.individual(is_trial_session=True,
-                          enrollment={"sessions_total": 3, "sessions_completed": 2, "sessions_scheduled": 1})
+    await seed.individual(
+        is_trial_session=True,
+        enrollment={"sessions_total": 3, "sessions_completed": 2, "sessions_scheduled": 1},
+    )
 
     await run(deps)
 
@@ -110,7 +124,8 @@ async def test_group_session_consumes_for_confirmed_participants_only(deps, seed
         e = await seed.row(t.enrollments, t.enrollments.c.id == enrollment)
         assert e.sessions_completed == (1 if status == "confirmed" else 0)
     assert {r.student_id for r in await seed.rows(t.credit_ledger)} == {
-        s for s, (_, status) in people.items() if status == "confirmed"}
+        s for s, (_, status) in people.items() if status == "confirmed"
+    }
     assert await seed.count(t.student_lifecycle_events) == 2
     assert await seed.count(t.audit_logs) == 1
 
@@ -133,9 +148,16 @@ async def test_an_existing_consume_row_is_not_doubled(deps, seed):
     the counters, which that writer moved, are left alone."""
     ids = await seed.individual(enrollment={"sessions_scheduled": 1})
     key = f"CONSUME:{ids['enrollment_id']}:{ids['session_id']}:{ids['student_id']}"
-    await seed.insert(t.credit_ledger, enrollment_id=ids["enrollment_id"], session_id=ids["session_id"],
-                      student_id=ids["student_id"], teacher_id=ids["teacher_id"], action="CONSUME", amount=1,
-                      idempotency_key=key)
+    await seed.insert(
+        t.credit_ledger,
+        enrollment_id=ids["enrollment_id"],
+        session_id=ids["session_id"],
+        student_id=ids["student_id"],
+        teacher_id=ids["teacher_id"],
+        action="CONSUME",
+        amount=1,
+        idempotency_key=key,
+    )
 
     assert await run(deps) == {"completed": 1, "pending_review": 0, "credits_consumed": 0}
     assert await seed.count(t.credit_ledger) == 1
@@ -157,23 +179,33 @@ async def test_two_concurrent_sweeps_complete_each_session_once(deps, seed):
     teacher = await seed.teacher()
     service = await seed.service(teacher)
     students = [await seed.student(teacher) for _ in range(4)]
-    enrollments = [await seed.enrollment(service, s, teacher, sessions_scheduled=25, sessions_total=30)
-                   for s in students]
+    enrollments = [
+        await seed.enrollment(service, s, teacher, sessions_scheduled=25, sessions_total=30) for s in students
+    ]
     for i in range(100):
         k = i % 4
-        await seed.session(service, teacher, enrollment_id=enrollments[k], student_id=students[k],
-                           ends_at=ago(minutes=20 + i))
+        await seed.session(
+            service,
+            teacher,
+            enrollment_id=enrollments[k],
+            student_id=students[k],
+            ends_at=ago(minutes=20 + i),
+        )
     small = deps.settings.model_copy(update={"sweep_batch_size": 7})
     deps_small = type(deps)(settings=small, pinteach=deps.pinteach, pickatale=deps.pickatale)
 
-    a, b = await asyncio.gather(auto_complete.run(deps_small, Sweep()), auto_complete.run(deps_small, Sweep()))
+    a, b = await asyncio.gather(
+        auto_complete.run(deps_small, Sweep()), auto_complete.run(deps_small, Sweep())
+    )
 
     assert a["completed"] + b["completed"] == 100
     assert a["completed"] > 0 and b["completed"] > 0, "both sweeps should have taken batches"
     async with deps.pinteach.connect() as conn:
-        per_session = (await conn.execute(
-            select(t.credit_ledger.c.session_id, func.count()).group_by(t.credit_ledger.c.session_id)
-        )).all()
+        per_session = (
+            await conn.execute(
+                select(t.credit_ledger.c.session_id, func.count()).group_by(t.credit_ledger.c.session_id)
+            )
+        ).all()
     assert len(per_session) == 100 and all(n == 1 for _, n in per_session)
     for e in await seed.rows(t.enrollments):
         assert (e.sessions_completed, e.sessions_scheduled) == (25, 0)
