@@ -116,7 +116,7 @@ class Producer:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    def _prepare(self, job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
+    def prepare(self, job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
         spec, payload = validate(job.name, job.payload)
         job_id = job_id_for(job.name, job.key)
         document = wire.job_document(spec.name, payload, now_ms)
@@ -141,7 +141,7 @@ class Producer:
     ) -> str:
         """Enqueue one job and return its id. With ``key``, a second enqueue while the first job is
         queued, running or its result kept returns the same id and adds nothing."""
-        job_keys, args, job_id = self._prepare(
+        job_keys, args, job_id = self.prepare(
             Job(name, payload or {}, key, defer_until, defer_by), wire.now_ms()
         )
         try:
@@ -153,7 +153,7 @@ class Producer:
     async def enqueue_many(self, jobs: Iterable[Job]) -> list[str]:
         """Validate every job first, then enqueue them all through one pipeline."""
         now = wire.now_ms()
-        prepared = [self._prepare(job, now) for job in jobs]
+        prepared = [self.prepare(job, now) for job in jobs]
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_keys, args, _ in prepared:

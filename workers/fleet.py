@@ -1,0 +1,128 @@
+"""A worker process: one arq worker per queue, the scheduler and the heartbeat, supervised.
+
+arq's worker exits when Redis goes away; here each queue's worker is rebuilt with backoff until
+Redis answers again. SIGTERM stops picking new jobs, gives running ones ``shutdown_grace_s`` to
+finish, and puts any still running back on the queue (arq re-runs a cancelled job).
+"""
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+from arq.connections import RedisSettings
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from jobfleet.settings import Settings
+from jobs.deps import Deps
+from workers.failures import FailureRecord
+from workers.health import Heartbeat, new_worker_id
+from workers.scheduler import Scheduler, load_schedules
+from workers.stats import Stats
+from workers.worker import FleetWorker, build_worker
+
+log = structlog.get_logger("jobfleet.fleet")
+MAX_RECONNECT_DELAY_S = 30
+
+
+class Fleet:
+    def __init__(
+        self, settings: Settings, queues: list[str], *, burst: bool = False, scheduler: bool | None = None
+    ) -> None:
+        self.settings = settings
+        self.queues = queues
+        self.burst = burst
+        self.run_scheduler = settings.scheduler_enabled if scheduler is None else scheduler
+        # fail at start-up, loudly, on a bad schedules file
+        self.schedules = load_schedules(settings.schedules_file) if self.run_scheduler else []
+        self.worker_id = new_worker_id()
+        self.stopping = asyncio.Event()
+        self.workers: dict[str, FleetWorker] = {}
+
+    def stop(self, signum: int | None = None) -> None:
+        if self.stopping.is_set():
+            return
+        log.info(
+            "fleet_stopping",
+            signal=signal.Signals(signum).name if signum else None,
+            grace_s=self.settings.shutdown_grace_s,
+        )
+        self.stopping.set()
+        for worker in self.workers.values():
+            worker.handle_sig_wait_for_completion(signal.SIGTERM)
+
+    async def run(self) -> None:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop, sig)
+        deps = Deps.from_settings(settings)
+        redis = Redis.from_url(settings.redis_url)
+        stats = Stats()
+        failures = FailureRecord(redis)
+        heartbeat = Heartbeat(
+            redis, self.worker_id, self.queues, settings.worker_max_jobs, stats, settings.health_interval_s
+        )
+        background = [asyncio.create_task(self._beat(heartbeat))]
+        if self.run_scheduler:
+            background.append(asyncio.create_task(Scheduler(redis, self.schedules).run()))
+        log.info(
+            "fleet_started",
+            worker_id=self.worker_id,
+            queues=self.queues,
+            schedules=[s.name for s in self.schedules],
+            concurrency=settings.worker_max_jobs,
+        )
+        try:
+            await asyncio.gather(*(self._supervise(q, deps, failures, stats) for q in self.queues))
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            with contextlib.suppress(RedisError, OSError):
+                await heartbeat.remove()
+            await deps.close()
+            await redis.aclose()
+            log.info("fleet_stopped", worker_id=self.worker_id, jobs=dict(stats.totals))
+
+    async def _supervise(self, queue: str, deps: Deps, failures: FailureRecord, stats: Stats) -> None:
+        settings = self.settings
+        delay_s = 1.0
+        while not self.stopping.is_set():
+            worker = build_worker(
+                queue,
+                deps=deps,
+                failures=failures,
+                stats=stats,
+                redis_settings=RedisSettings.from_dsn(settings.redis_url),
+                max_jobs=settings.worker_max_jobs,
+                poll_delay_s=settings.worker_poll_delay_s,
+                shutdown_grace_s=settings.shutdown_grace_s,
+                burst=self.burst,
+            )
+            self.workers[queue] = worker
+            try:
+                await worker.async_run()
+                if self.burst:
+                    return
+                delay_s = 1.0
+            except asyncio.CancelledError:
+                if self.stopping.is_set():
+                    return
+                raise
+            except (RedisError, OSError) as e:
+                log.error("worker_redis_lost", queue=queue, error=str(e), reconnect_in_s=delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, MAX_RECONNECT_DELAY_S)
+            finally:
+                with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
+                    await worker.close()
+
+    async def _beat(self, heartbeat: Heartbeat) -> None:
+        while True:
+            try:
+                await heartbeat.beat()
+            except (RedisError, OSError) as e:
+                log.warning("heartbeat_failed", error=str(e))
+            await asyncio.sleep(heartbeat.interval_s)

@@ -1,0 +1,122 @@
+"""The adapter between arq and one catalog job: validate the payload, run the business logic with
+the catalog's limits, and turn the outcome into success, a retry with backoff, or a recorded failure.
+"""
+
+import asyncio
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from importlib import import_module
+from typing import Any
+
+import structlog
+from arq import Retry
+from pydantic import ValidationError
+
+from jobfleet.catalog import JobSpec
+from jobfleet.payloads import Payload
+from jobfleet.producer import InvalidPayload
+from jobs.deps import Deps
+from workers.failures import FailureRecord
+from workers.retrying import backoff_s, is_transient
+from workers.stats import RunningJob, Stats
+
+Handler = Callable[[Deps, Payload], Awaitable[dict[str, Any]]]
+log = structlog.get_logger("jobfleet.job")
+
+
+class JobFailed(Exception):
+    """Raised to arq so that it stores an unsuccessful result; the failure is already recorded."""
+
+
+def load_handler(spec: JobSpec) -> Handler:
+    module, _, attr = spec.handler.partition(":")
+    return getattr(import_module(module), attr)
+
+
+async def run_job(spec: JobSpec, handler: Handler, deps: Deps, payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one job in this process, outside any queue: what ``jobfleet run`` does."""
+    try:
+        model = spec.payload.model_validate(payload)
+    except ValidationError as e:
+        raise InvalidPayload(spec.name, e) from None
+    async with asyncio.timeout(spec.timeout_s):
+        return await handler(deps, model)
+
+
+class JobRunner:
+    """Holds what one job name needs; arq calls its ``run``."""
+
+    def __init__(
+        self, spec: JobSpec, handler: Handler, deps: Deps, failures: FailureRecord, stats: Stats
+    ) -> None:
+        self.spec = spec
+        self.handler = handler
+        self.deps = deps
+        self.failures = failures
+        self.stats = stats
+
+    async def run(self, ctx: dict[str, Any], *args: Any, **payload: Any) -> dict[str, Any]:
+        spec = self.spec
+        job_id, job_try = ctx["job_id"], ctx["job_try"]
+        bound = log.bind(job=spec.name, job_id=job_id, job_try=job_try)
+        self.stats.started(RunningJob(job_id, spec.name, job_try, spec.queue, time.time()))
+        start = time.perf_counter()
+        try:
+            if args:
+                raise InvalidPayload(
+                    spec.name,
+                    ValidationError.from_exception_data(
+                        spec.payload.__name__, [{"type": "missing", "loc": ("args",), "input": args}]
+                    ),
+                )
+            result = await run_job(spec, self.handler, self.deps, payload)
+        except asyncio.CancelledError:
+            # Shutdown or abort: arq puts the job back (or records the abort); the transaction rolled back.
+            self.stats.ended(job_id, spec.name, "retried", time.perf_counter() - start)
+            bound.warning("job_interrupted", duration_ms=_ms(start))
+            raise
+        except Exception as exc:
+            duration_ms = _ms(start)
+            if is_transient(exc) and job_try < spec.max_tries:
+                delay = backoff_s(spec, job_try, getattr(exc, "retry_after_s", None))
+                self.stats.ended(job_id, spec.name, "retried", duration_ms / 1000)
+                bound.warning(
+                    "job_retrying",
+                    error=_describe(exc),
+                    retry_in_s=round(delay, 2),
+                    duration_ms=duration_ms,
+                    max_tries=spec.max_tries,
+                )
+                raise Retry(defer=delay) from exc
+            self.stats.ended(job_id, spec.name, "failed", duration_ms / 1000)
+            error = _describe(exc)
+            if is_transient(exc):
+                error = f"gave up after {job_try} tries: {error}"
+            await asyncio.shield(
+                self.failures.record(
+                    job_id=job_id,
+                    job=spec.name,
+                    queue=spec.queue,
+                    payload=payload,
+                    tries=job_try,
+                    error=error,
+                    traceback="".join(traceback.format_exception(exc)),
+                )
+            )
+            bound.error("job_failed", error=error, duration_ms=duration_ms)
+            raise JobFailed(error) from None
+        self.stats.ended(job_id, spec.name, "succeeded", time.perf_counter() - start, result)
+        bound.info("job_succeeded", duration_ms=_ms(start), result=result)
+        return result
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "TimeoutError: the job ran past its timeout"
+    # one line: the type says what, the message says why
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
