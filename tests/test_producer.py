@@ -103,7 +103,7 @@ async def test_oversized_payloads_are_refused(producer, redis):
 
 async def test_a_redis_that_is_away_raises_a_clear_error():
     producer = Producer.from_url("redis://127.0.0.1:1/0")
-    with pytest.raises(ProducerUnavailable, match="'fleet.noop' was not enqueued: Redis is unreachable"):
+    with pytest.raises(ProducerUnavailable, match=r"'fleet\.noop' was not enqueued: Redis is unreachable"):
         await producer.enqueue("fleet.noop")
     await producer.close()
 
