@@ -56,5 +56,5 @@ def configure(level: str = "INFO", fmt: str = "json", *, stderr: bool = False) -
     # arq's own per-job lines would repeat ours (and print payloads): the fleet logs every job and
     # records every failure itself.
     logging.getLogger("arq").setLevel(logging.CRITICAL)
-    for noisy in ("googleapiclient.discovery_cache", "httpx", "stripe"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("googleapiclient.discovery_cache", "httpx", "stripe", "asyncmy"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
