@@ -1,0 +1,152 @@
+"""The ``jobfleet`` command line, run as a user runs it: a subprocess with JOBFLEET_* variables."""
+
+import json
+import subprocess
+import sys
+
+import asyncpg
+import pytest
+
+from tests import services
+from tests.factories import PinTeach
+
+COMMANDS = [
+    [],
+    ["worker"],
+    ["run"],
+    ["enqueue"],
+    ["jobs"],
+    ["db"],
+    ["db", "init"],
+    ["db", "check"],
+    ["failed"],
+    ["failed", "list"],
+    ["failed", "retry"],
+    ["demo"],
+]
+
+
+def jobfleet(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "workers", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "jobfleet")
+def test_every_command_has_help(env, command):
+    result = jobfleet(env, *command, "--help")
+    assert result.returncode == 0 and "usage: jobfleet" in result.stdout
+
+
+def test_a_malformed_setting_stops_with_one_line_naming_it(env):
+    result = jobfleet({**env, "JOBFLEET_PINTEACH_DSN": "mysql://nope"}, "jobs")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "jobfleet: configuration error: JOBFLEET_PINTEACH_DSN: the PinTeach DSN must be a URL starting with "
+        "postgresql:// or postgres://"
+    ]
+    result = jobfleet({**env, "JOBFLEET_WORKER_MAX_JOBS": "many"}, "worker")
+    assert (
+        result.returncode == 2
+        and "JOBFLEET_WORKER_MAX_JOBS" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+
+
+async def test_run_prints_the_summary_and_exits_0(env, pg):
+    await PinTeach(pg).individual()
+    result = jobfleet(env, "run", "sessions.auto_complete")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"completed": 1, "pending_review": 0, "credits_consumed": 1}
+
+
+def test_run_fails_with_exit_1_and_a_reason(env):
+    result = jobfleet(env, "run", "fleet.sleep", "--payload", '{"ms": "soon"}')
+    assert result.returncode == 1
+    assert "invalid payload for job 'fleet.sleep'" in result.stderr and "ms" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = jobfleet(env, "run", "sessions.autocomplete")
+    assert result.returncode == 1 and "unknown job 'sessions.autocomplete'" in result.stderr
+    result = jobfleet(env, "run", "fleet.sleep", "--payload", "{ms: 1}")
+    assert result.returncode == 1 and "--payload is not valid JSON" in result.stderr
+
+
+def test_enqueue_prints_the_job_id_and_a_key_makes_it_idempotent(env):
+    first = jobfleet(
+        env,
+        "enqueue",
+        "fleet.sleep",
+        "--payload",
+        '{"ms": 1}',
+        "--key",
+        "once",
+        "--defer-until",
+        "2099-01-01T00:00:00+00:00",
+    )
+    second = jobfleet(env, "enqueue", "fleet.sleep", "--payload", '{"ms": 1}', "--key", "once")
+    assert first.returncode == second.returncode == 0
+    assert first.stdout.strip() == second.stdout.strip() == "fleet.sleep:once"
+    bad = jobfleet(env, "enqueue", "fleet.sleep", "--defer-until", "tomorrow")
+    assert bad.returncode == 1 and "not an ISO 8601 time" in bad.stderr
+
+
+def test_jobs_lists_the_catalog(env):
+    result = jobfleet(env, "jobs", "--json")
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["sessions.auto_complete"]["schedule"] == "* * * * *"
+    assert rows["sessions.auto_complete"]["queue"] == "sweeps"
+    assert "NAME" in jobfleet(env, "jobs").stdout
+
+
+def test_db_check_passes_on_the_ddl(env):
+    result = jobfleet(env, "db", "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all tables, columns and enum values the fleet uses are present" in result.stdout
+
+
+async def test_db_check_names_what_is_missing(env):
+    name = f"jf_test_{services.RUN_ID}_broken"
+    admin = await asyncpg.connect(services.PG_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = services.PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    try:
+        broken = await asyncpg.connect(dsn)
+        await broken.execute(
+            "CREATE TYPE completion_mode AS ENUM ('AUTO_COMPLETE');"
+            "CREATE TABLE teachers (id uuid PRIMARY KEY, email text)"
+        )
+        await broken.close()
+        result = jobfleet({**env, "JOBFLEET_PINTEACH_DSN": dsn}, "db", "check")
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert "PinTeach: column teachers.completion_mode is missing" in lines
+    assert "PinTeach: table class_sessions is missing" in lines
+    assert "PinTeach: enum completion_mode has no value 'MANUAL'" in lines
+    assert "PinTeach: enum type session_status is missing" in lines
+    assert not any(line.startswith("Pickatale") for line in lines)
+
+
+async def test_db_init_creates_the_schema_and_refuses_a_used_database(env):
+    name = f"jf_test_{services.RUN_ID}_init"
+    dsn = services.PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    try:
+        created = jobfleet({**env, "JOBFLEET_PINTEACH_DSN": dsn}, "db", "init", "--pinteach")
+        again = jobfleet({**env, "JOBFLEET_PINTEACH_DSN": dsn}, "db", "init", "--pinteach")
+        check = jobfleet({**env, "JOBFLEET_PINTEACH_DSN": dsn}, "db", "check")
+    finally:
+        admin = await asyncpg.connect(services.PG_ADMIN_DSN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    assert created.returncode == 0 and "(new database)" in created.stdout
+    assert again.returncode == 1 and "already has" in again.stderr
+    assert check.returncode == 0
+
+
+def test_failed_list_on_an_empty_record(env, redis):
+    result = jobfleet(env, "failed", "list")
+    assert result.returncode == 0 and "0 failed job(s)" in result.stdout
+    missing = jobfleet(env, "failed", "retry", "nope")
+    assert missing.returncode == 1 and "no failed job 'nope'" in missing.stderr
