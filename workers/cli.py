@@ -179,6 +179,12 @@ def cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
     return _run(failed_cli.main(args, settings))
 
 
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.audit import main as audit
+
+    return _run(audit(settings, args))
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from workers import demo
 
@@ -265,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
         group = p.add_mutually_exclusive_group(required=True)
         group.add_argument("job_id", nargs="?")
         group.add_argument("--all", action="store_true")
+
+    p = command(
+        "audit",
+        cmd_audit,
+        "Check the fleet's invariants on the live databases (read-only; exit 1 on a violation)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per violation")
+    p.add_argument("--skip-pickatale", action="store_true", help="check PinTeach only")
 
     command("demo", cmd_demo, "Create demo databases with realistic data and run a worker that sweeps them")
     return parser

@@ -150,3 +150,9 @@ def test_failed_list_on_an_empty_record(env, redis):
     assert result.returncode == 0 and "0 failed job(s)" in result.stdout
     missing = jobfleet(env, "failed", "retry", "nope")
     assert missing.returncode == 1 and "no failed job 'nope'" in missing.stderr
+
+
+async def test_audit_exits_0_when_all_invariants_hold(env, pg, mysql):
+    result = jobfleet(env, "audit")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("all invariants hold")

@@ -1,0 +1,229 @@
+"""``jobfleet audit``: check the fleet's invariants on a live database, read-only.
+
+Each check is one aggregate query (a hash join or an index range, never a query per row) run in a
+read-only transaction, and reports every violation with the ids involved.
+"""
+
+import argparse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from db.pickatale import events
+from jobfleet.settings import Settings
+
+# The telemetry.events policy of schedules/retention.toml.
+TELEMETRY_RETENTION_DAYS = 90
+# Sessions that hold a booked credit: not yet consumed, not released.
+BOOKED = "('scheduled', 'in_progress', 'pending_confirmation', 'pending_review')"
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    check: str
+    message: str
+    ids: dict[str, Any]
+
+    def __str__(self) -> str:
+        ids = " ".join(f"{k}={v}" for k, v in self.ids.items())
+        return f"{self.check}: {self.message} ({ids})"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    sql: str
+    message: str
+
+    def violations(self, rows: list[Any]) -> Iterator[Violation]:
+        for row in rows:
+            values = row._asdict()
+            yield Violation(self.name, self.message.format(**values), values)
+
+
+PINTEACH_CHECKS = (
+    Check(
+        "enrollment_counters",
+        f"""
+        WITH consumed AS (
+            SELECT enrollment_id, sum(amount) AS n FROM credit_ledger WHERE action = 'CONSUME' GROUP BY 1),
+        forfeited AS (
+            SELECT enrollment_id, sum(amount) AS n FROM credit_ledger WHERE action = 'EXPIRE' GROUP BY 1),
+        booked AS (
+            SELECT enrollment_id, count(*) AS n FROM class_sessions
+            WHERE enrollment_id IS NOT NULL AND student_id IS NOT NULL AND status IN {BOOKED} GROUP BY 1
+            UNION ALL
+            SELECT p.enrollment_id, count(*) FROM session_participants p
+            JOIN class_sessions s ON s.id = p.session_id
+            WHERE p.status = 'confirmed' AND s.status IN {BOOKED} GROUP BY 1)
+        SELECT e.id AS enrollment_id,
+               coalesce(e.sessions_completed, 0) AS completed, coalesce(c.n, 0) AS consume_rows,
+               coalesce(e.sessions_forfeited, 0) AS forfeited, coalesce(f.n, 0) AS expire_credits,
+               coalesce(e.sessions_scheduled, 0) AS scheduled, coalesce(b.n, 0) AS booked_sessions
+        FROM enrollments e
+        LEFT JOIN consumed c ON c.enrollment_id = e.id
+        LEFT JOIN forfeited f ON f.enrollment_id = e.id
+        LEFT JOIN (SELECT enrollment_id, sum(n) AS n FROM booked GROUP BY 1) b ON b.enrollment_id = e.id
+        WHERE coalesce(e.sessions_completed, 0) <> coalesce(c.n, 0)
+           OR coalesce(e.sessions_forfeited, 0) <> coalesce(f.n, 0)
+           OR coalesce(e.sessions_scheduled, 0) <> coalesce(b.n, 0)
+        ORDER BY e.id
+        """,
+        "counters disagree with the ledger and sessions: completed {completed} vs {consume_rows} CONSUME, "
+        "forfeited {forfeited} vs {expire_credits} EXPIRE, scheduled {scheduled} vs {booked_sessions} booked",
+    ),
+    Check(
+        "enrollment_overdrawn",
+        """
+        SELECT id AS enrollment_id, sessions_total - coalesce(sessions_scheduled, 0)
+               - coalesce(sessions_completed, 0) - coalesce(sessions_cancelled, 0)
+               - coalesce(sessions_forfeited, 0) AS remaining
+        FROM enrollments
+        WHERE sessions_total IS NOT NULL
+          AND sessions_total - coalesce(sessions_scheduled, 0) - coalesce(sessions_completed, 0)
+              - coalesce(sessions_cancelled, 0) - coalesce(sessions_forfeited, 0) < 0
+        ORDER BY id
+        """,
+        "uses more credits than it has (remaining {remaining})",
+    ),
+    Check(
+        "double_consume",
+        """
+        SELECT session_id, student_id, count(*) AS consume_rows FROM credit_ledger
+        WHERE action = 'CONSUME' GROUP BY session_id, student_id HAVING count(*) > 1
+        ORDER BY session_id
+        """,
+        "{consume_rows} CONSUME rows for one session and student",
+    ),
+    Check(
+        "consume_without_completion",
+        """
+        SELECT l.session_id, l.student_id FROM credit_ledger l JOIN class_sessions s ON s.id = l.session_id
+        WHERE l.action = 'CONSUME' AND s.status <> 'completed' ORDER BY l.session_id
+        """,
+        "a credit was consumed for a session that is not completed",
+    ),
+    Check(
+        "waitlist_over_offered",
+        """
+        WITH offers AS (
+            SELECT service_id, count(*) AS n FROM waitlist_entries WHERE status = 'notified' GROUP BY 1),
+        taken AS (
+            SELECT service_id, count(*) AS n FROM enrollments
+            WHERE status IN ('active', 'pending_payment') GROUP BY 1)
+        SELECT s.id AS service_id, o.n AS open_offers,
+               greatest(s.max_participants - coalesce(t.n, 0), 0) AS free_seats
+        FROM services s JOIN offers o ON o.service_id = s.id LEFT JOIN taken t ON t.service_id = s.id
+        WHERE s.max_participants IS NOT NULL AND o.n > greatest(s.max_participants - coalesce(t.n, 0), 0)
+        ORDER BY s.id
+        """,
+        "{open_offers} open offers for {free_seats} free seats",
+    ),
+    Check(
+        "sent_message_without_contact_log",
+        """
+        SELECT m.id AS message_id FROM scheduled_messages m
+        LEFT JOIN contact_log c ON c.id = m.contact_log_id
+        WHERE m.status = 'sent' AND c.id IS NULL ORDER BY m.id
+        """,
+        "a message marked sent has no contact_log row",
+    ),
+    Check(
+        "erasure_incomplete",
+        """
+        SELECT r.id AS request_id, r.student_id FROM data_erasure_requests r
+        JOIN students s ON s.id = r.student_id
+        WHERE r.status = 'completed' AND (
+            s.name <> 'Erased student' OR s.email <> 'erased-' || s.id || '@invalid.example'
+            OR s.phone IS NOT NULL OR s.goals IS NOT NULL OR s.level IS NOT NULL
+            OR s.drive_folder_id IS NOT NULL
+            OR EXISTS (SELECT 1 FROM scheduled_messages x WHERE x.student_id = s.id)
+            OR EXISTS (SELECT 1 FROM contact_log x WHERE x.student_id = s.id)
+            OR EXISTS (SELECT 1 FROM notifications x WHERE x.student_id = s.id)
+            OR EXISTS (SELECT 1 FROM student_lifecycle_events x WHERE x.student_id = s.id)
+            OR EXISTS (SELECT 1 FROM student_tags x WHERE x.student_id = s.id)
+            OR EXISTS (SELECT 1 FROM waitlist_entries x WHERE x.student_id = s.id)
+            OR EXISTS (SELECT 1 FROM reviews x WHERE x.student_id = s.id))
+        ORDER BY r.id
+        """,
+        "the erasure request is completed but the student still has personal data",
+    ),
+)
+
+
+async def _read_only(conn: AsyncConnection, dialect: str) -> None:
+    # applies to this transaction only, so the pooled connection comes back as it was
+    if dialect == "postgresql":
+        await conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    else:
+        await conn.exec_driver_sql("START TRANSACTION READ ONLY")
+
+
+async def audit_pinteach(engine: AsyncEngine) -> list[Violation]:
+    found: list[Violation] = []
+    async with engine.connect() as conn:
+        await conn.begin()
+        await _read_only(conn, "postgresql")
+        for check in PINTEACH_CHECKS:
+            found += check.violations((await conn.execute(text(check.sql))).all())
+        await conn.rollback()
+    return found
+
+
+async def audit_telemetry(engine: AsyncEngine, *, max_age_days: float) -> list[Violation]:
+    """Retention: no event older than the policy allows plus one day (the daily purge's slack)."""
+    cutoff = func.utc_timestamp() - text(f"INTERVAL {float(max_age_days) + 1} DAY")
+    async with engine.connect() as conn:
+        await conn.begin()
+        await _read_only(conn, "mysql")
+        # both answered from the created_at index: a lookup and a short range
+        oldest = (await conn.execute(select(func.min(events.c.created_at)))).scalar()
+        late = (
+            (
+                await conn.execute(
+                    select(events.c.id)
+                    .where(events.c.created_at < cutoff)
+                    .order_by(events.c.created_at)
+                    .limit(20)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await conn.rollback()
+    if not late:
+        return []
+    return [
+        Violation(
+            "telemetry_retention",
+            f"events older than {max_age_days:g} days + 1 (oldest {oldest})",
+            {"event_ids": ",".join(map(str, late))},
+        )
+    ]
+
+
+async def main(settings: Settings, args: argparse.Namespace) -> int:
+    from db.engines import pickatale_engine, pinteach_engine
+    from jobfleet import wire
+
+    pg = pinteach_engine(settings.pinteach_dsn, pool_size=1)
+    my = pickatale_engine(settings.pickatale_dsn, prefix=settings.pickatale_db_prefix, pool_size=1)
+    try:
+        found = await audit_pinteach(pg)
+        if not args.skip_pickatale:
+            found += await audit_telemetry(my, max_age_days=TELEMETRY_RETENTION_DAYS)
+    finally:
+        await pg.dispose()
+        await my.dispose()
+    for violation in found:
+        print(
+            wire.encode({"check": violation.check, "message": violation.message, **violation.ids}).decode()
+            if args.json
+            else violation
+        )
+    if not args.json:
+        print(f"{len(found)} violation(s)" if found else "all invariants hold")
+    return 1 if found else 0
