@@ -6,6 +6,9 @@
   still ``confirmed``, who becomes ``attended``): a CONSUME ledger row, the enrollment's counters,
   lifecycle events, all in the transaction that changes the session's status.
 - Sessions of free services or without an enrollment change status only.
+- An enrollment whose counters moved is closed by the shared rule (``jobs.credits.closing``): used
+  up, it is completed; past valid_until with nothing booked any more, its remaining credits expire
+  and it becomes expired (or completed where nothing was forfeited), exactly as credits.expire does.
 
 Exactly once: due sessions are locked with FOR UPDATE SKIP LOCKED, so concurrent sweeps take
 disjoint batches; counters move only for ledger rows that this batch inserted, so the ledger's

@@ -1,0 +1,52 @@
+"""messages.deliver_due: deliver pending messages whose time has passed and whose job never did.
+
+The safety net for a lost or never-enqueued messages.deliver job. Due messages are locked FOR
+UPDATE SKIP LOCKED, so concurrent sweeps take disjoint batches, and a message that a queued job is
+delivering right now is skipped (that job delivers it).
+"""
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.pinteach import scheduled_messages
+from jobfleet.payloads import Sweep
+from jobs.deps import Deps
+from jobs.messages.delivery import DUE, deliver_messages
+from jobs.sweep import sweep
+
+log = structlog.get_logger()
+SUMMARY_KEYS = ("delivered",)
+m = scheduled_messages.c
+
+
+async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
+    batch_size = deps.settings.sweep_batch_size
+
+    async def batch() -> tuple[int, dict[str, int]]:
+        async with deps.pinteach.begin() as conn:
+            return await deliver_batch(conn, limit=batch_size)
+
+    return await sweep(batch, budget_s=deps.settings.sweep_budget_s, keys=SUMMARY_KEYS)
+
+
+async def deliver_batch(conn: AsyncConnection, *, limit: int) -> tuple[int, dict[str, int]]:
+    due_ids = (
+        (
+            await conn.execute(
+                select(m.id)
+                .where(*DUE)
+                # index order (status, scheduled_for): the scan stops after `limit` rows
+                .order_by(m.status, m.scheduled_for)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not due_ids:
+        return 0, {}
+    delivered = await deliver_messages(conn, due_ids)
+    log.info("scheduled_messages_delivered", due=len(due_ids), delivered=len(delivered))
+    return len(due_ids), {"delivered": len(delivered)}

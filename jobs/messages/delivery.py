@@ -1,0 +1,68 @@
+"""Delivering a scheduled message: the rule shared by messages.deliver and messages.deliver_due.
+
+PinTeach does not send messages itself. A due message gets a ``contact_log`` row (what to send, to
+whom, on which channel), one notification for the teacher to send it, and becomes ``sent`` pointing
+at its contact log row: all in one statement, so in one transaction.
+
+Exactly once: callers hold the message rows locked, and only ``pending`` messages whose time has
+come are delivered, so whichever path gets there second finds the message ``sent`` (or
+``cancelled``) and does nothing.
+"""
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.pinteach import UUID_ARRAY, contact_log, notifications, scheduled_messages
+
+m = scheduled_messages.c
+DUE = (m.status == "pending", m.scheduled_for <= func.now())
+
+
+async def deliver_messages(conn: AsyncConnection, message_ids: Sequence[UUID]) -> list[UUID]:
+    """Deliver those of these (locked) messages that are pending and due; return their ids."""
+    if not message_ids:
+        return []
+    sent = (
+        update(scheduled_messages)
+        .where(m.id == func.any(literal(list(message_ids), UUID_ARRAY)), *DUE)
+        .values(status="sent", contact_log_id=func.gen_random_uuid(), updated_at=func.now())
+        .returning(m.id, m.teacher_id, m.student_id, m.channel, m.body, m.note, m.contact_log_id)
+        .cte("sent")
+    )
+    logged = (
+        insert(contact_log)
+        .from_select(
+            ["id", "teacher_id", "student_id", "channel", "body", "note"],
+            select(sent.c.contact_log_id, sent.c.teacher_id, sent.c.student_id, sent.c.channel, sent.c.body, sent.c.note),
+        )
+        .cte("logged")
+    )
+    notified = (
+        insert(notifications)
+        .from_select(
+            ["teacher_id", "recipient_type", "type", "title", "body", "payload"],
+            select(
+                sent.c.teacher_id,
+                literal("teacher"),
+                literal("scheduled_message.due"),
+                literal("A scheduled message is due"),
+                literal("Your scheduled message is ready to send; it is in the student's contact log."),
+                func.jsonb_build_object(
+                    "scheduled_message_id",
+                    sent.c.id,
+                    "contact_log_id",
+                    sent.c.contact_log_id,
+                    "student_id",
+                    sent.c.student_id,
+                    "channel",
+                    sent.c.channel,
+                ),
+            ),
+        )
+        .cte("notified")
+    )
+    return list((await conn.execute(select(sent.c.id).add_cte(logged, notified))).scalars())
