@@ -59,7 +59,9 @@ async def erase_request(deps: Deps, request_id: UUID) -> bool:
                 await conn.execute(
                     select(students.c.teacher_id, students.c.drive_folder_id)
                     .where(students.c.id == request.student_id)
-                    .with_for_update()
+                    # NO KEY UPDATE: ledger rows other jobs insert for this student (a foreign
+                    # key's KEY SHARE) do not wait on the Drive call, nor deadlock with us.
+                    .with_for_update(key_share=True)
                 )
             ).one()
             folder_deleted = await erase_drive_folder(conn, deps, request, student)
