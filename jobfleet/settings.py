@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     waitlist_offer_hours: float = Field(default=48, gt=0)
     hold_ttl_minutes: float = Field(default=30, gt=0)
     license_grace_days: float = Field(default=7, ge=0)
+    gdpr_erase_batch_size: int = Field(default=20, ge=1, le=1000)
+
+    # Retention (the policies themselves are data: retention_file)
+    retention_budget_s: float = Field(default=3000, gt=0)
 
     # Stripe
     stripe_api_key: SecretStr | None = None
@@ -58,7 +62,8 @@ class Settings(BaseSettings):
     # Calendars and Drive
     google_client_id: str | None = None
     google_client_secret: SecretStr | None = None
-    google_api_endpoint: str | None = None  # None: Google's own
+    google_api_endpoint: str | None = None  # None: Google's own; else a root URL, each API adds its path
+    drive_timeout_s: float = Field(default=30, gt=0, le=300)
     google_token_uri: str = "https://oauth2.googleapis.com/token"
     microsoft_client_id: str | None = None
     microsoft_client_secret: SecretStr | None = None

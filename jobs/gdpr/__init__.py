@@ -1,0 +1,1 @@
+"""GDPR Art. 17 erasure of PinTeach students."""

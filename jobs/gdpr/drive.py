@@ -1,0 +1,162 @@
+"""Google Drive v3 for the erasure: delete a student's folder with the teacher's Google connection.
+
+The client is google-api-python-client built from the Drive v3 discovery document it ships (no
+discovery round trip), authorised by google-auth, which refreshes an expired access token against
+``settings.google_token_uri``. Both are synchronous, so every call runs in a worker thread.
+"""
+
+import asyncio
+import functools
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+from uuid import UUID
+
+import google_auth_httplib2
+import httplib2
+from google.auth.exceptions import RefreshError, TransportError
+from google.oauth2.credentials import Credentials
+from googleapiclient import discovery
+from googleapiclient.discovery_cache import get_static_doc
+from googleapiclient.errors import HttpError
+from sqlalchemy import String, cast, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.pinteach import integration_settings, oauth_connections
+from jobfleet.settings import Settings
+from jobs.errors import JobError, Permanent, Transient
+
+# Drive answers 403 for per-user rate limits too; those are worth retrying, other 403s are not.
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "sharingRateLimitExceeded"})
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleConnection:
+    id: UUID
+    access_token: str | None
+    refresh_token: str | None
+    token_expires_at: datetime | None
+
+
+async def drive_connection(conn: AsyncConnection, teacher_id: UUID) -> GoogleConnection | None:
+    """The Google connection behind the teacher's enabled drive integration, if there is one."""
+    config = (
+        await conn.execute(
+            select(integration_settings.c.config).where(
+                integration_settings.c.teacher_id == teacher_id,
+                integration_settings.c.integration_type == "drive",
+                integration_settings.c.enabled.is_(True),
+            )
+        )
+    ).scalar_one_or_none()
+    if config is None:
+        return None
+    query = select(
+        oauth_connections.c.id,
+        oauth_connections.c.access_token,
+        oauth_connections.c.refresh_token,
+        oauth_connections.c.token_expires_at,
+    ).where(
+        oauth_connections.c.teacher_id == teacher_id,
+        oauth_connections.c.provider == "google",
+        oauth_connections.c.revoked_at.is_(None),
+    )
+    if config.get("connectionId"):
+        # compared as text: a malformed id in the config finds nothing instead of failing the cast
+        query = query.where(cast(oauth_connections.c.id, String) == str(config["connectionId"]))
+    row = (await conn.execute(query.order_by(oauth_connections.c.updated_at.desc()).limit(1))).first()
+    return GoogleConnection(*row) if row else None
+
+
+async def delete_folder(
+    conn: AsyncConnection, settings: Settings, connection: GoogleConnection, folder_id: str
+) -> bool:
+    """Delete the folder (and what the teacher owns in it): True if deleted now, False if already gone.
+
+    Raises Transient for what may pass (5xx, rate limits, network), Permanent for what will not.
+    """
+    credentials = _credentials(settings, connection)
+    try:
+        deleted = await asyncio.to_thread(_delete, settings, credentials, folder_id)
+    except HttpError as e:
+        raise _refused(e) from None
+    except RefreshError as e:
+        kind = Transient if e.retryable else Permanent
+        raise kind(f"Google refused to refresh the teacher's access token: {e.args[0]}") from None
+    except (TransportError, httplib2.HttpLib2Error, OSError) as e:
+        raise Transient(f"Google Drive unreachable: {type(e).__name__}: {e}") from None
+    if credentials.token != connection.access_token:
+        await _save_token(conn, connection.id, credentials)
+    return deleted
+
+
+def _credentials(settings: Settings, connection: GoogleConnection) -> Credentials:
+    expiry = connection.token_expires_at
+    return Credentials(
+        token=connection.access_token,
+        refresh_token=connection.refresh_token,
+        token_uri=settings.google_token_uri,
+        client_id=settings.google_client_id,
+        client_secret=settings.google_client_secret.get_secret_value() if settings.google_client_secret else None,
+        # google-auth compares expiry with a naive UTC clock
+        expiry=expiry.astimezone(UTC).replace(tzinfo=None) if expiry else None,
+    )
+
+
+@functools.cache
+def _drive_v3() -> dict[str, Any]:
+    document = get_static_doc("drive", "v3")
+    if document is None:
+        raise Permanent("google-api-python-client ships no Drive v3 discovery document")
+    return json.loads(document)
+
+
+def _delete(settings: Settings, credentials: Credentials, folder_id: str) -> bool:
+    document = _drive_v3()
+    options = None
+    if settings.google_api_endpoint:
+        # The setting is a root shared by Google's APIs; Drive lives under its servicePath (drive/v3/).
+        options = {"api_endpoint": urljoin(settings.google_api_endpoint, document["servicePath"])}
+    http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=settings.drive_timeout_s))
+    service = discovery.build_from_document(document, http=http, client_options=options)
+    try:
+        service.files().delete(fileId=folder_id, supportsAllDrives=True).execute()
+    except HttpError as e:
+        if e.resp.status == 404:
+            return False
+        raise
+    return True
+
+
+def _refused(e: HttpError) -> JobError:
+    status = int(e.resp.status)
+    reason = _reason(e)
+    message = f"Google Drive answered {status} ({reason}) to deleting the folder"
+    if status == 429 or status >= 500 or reason in RATE_LIMIT_REASONS:
+        retry_after = str(e.resp.get("retry-after", ""))
+        return Transient(message, retry_after_s=float(retry_after) if retry_after.isdigit() else None)
+    return Permanent(message)
+
+
+def _reason(e: HttpError) -> str:
+    try:
+        errors = json.loads(e.content)["error"]["errors"]
+        return str(errors[0]["reason"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "no reason given"
+
+
+async def _save_token(conn: AsyncConnection, connection_id: UUID, credentials: Credentials) -> None:
+    """Keep the refreshed access token, so the next job does not refresh again."""
+    await conn.execute(
+        update(oauth_connections)
+        .where(oauth_connections.c.id == connection_id)
+        .values(
+            access_token=credentials.token,
+            refresh_token=credentials.refresh_token,
+            token_expires_at=credentials.expiry.replace(tzinfo=UTC) if credentials.expiry else None,
+            updated_at=func.now(),
+        )
+    )

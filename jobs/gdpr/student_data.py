@@ -1,0 +1,223 @@
+"""What the erasure does to a student's data: one function per rule, run in the caller's transaction.
+
+Kept, because accounting law requires them and they hold no direct identifier: class_sessions,
+enrollments, credit_ledger and session_payment rows, linked to the anonymised student row.
+"""
+
+from collections import Counter
+from uuid import UUID
+
+from sqlalchemy import func, literal, null, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.pinteach import (
+    INT_ARRAY,
+    UUID_ARRAY,
+    class_sessions,
+    contact_log,
+    credit_ledger,
+    enrollments,
+    enum,
+    notifications,
+    reviews,
+    scheduled_messages,
+    session_calendar_sync,
+    session_content,
+    session_participants,
+    student_lifecycle_events,
+    student_tags,
+    students,
+    waitlist_entries,
+)
+
+ERASED_NAME = "Erased student"
+# Sessions still to happen; any other status has ended, been cancelled or moved.
+OPEN_STATUSES = ("hold", "pending_confirmation", "scheduled")
+# Deleted outright. Scheduled messages go before contact_log: a sent message points at its log row.
+DELETED_WITH_STUDENT = (
+    scheduled_messages,
+    contact_log,
+    student_lifecycle_events,
+    student_tags,
+    waitlist_entries,
+    reviews,
+)
+
+cs = class_sessions.c
+
+
+def erased_email(student_id: UUID) -> str:
+    # unique per student, so the (teacher_id, email) constraint keeps holding
+    return f"erased-{student_id}@invalid.example"
+
+
+async def erase_student_data(conn: AsyncConnection, student_id: UUID) -> dict[str, int]:
+    await anonymise_student(conn, student_id)
+    for table in DELETED_WITH_STUDENT:
+        await conn.execute(table.delete().where(table.c.student_id == student_id))
+    # notifications for the student, or for the teacher about them
+    await conn.execute(
+        notifications.delete().where(
+            or_(
+                notifications.c.student_id == student_id,
+                notifications.c.payload["student_id"].astext == str(student_id),
+            )
+        )
+    )
+    await conn.execute(
+        update(session_content)
+        .where(session_content.c.session_id.in_(select(cs.id).where(cs.student_id == student_id)))
+        .values(
+            summary=null(), teacher_notes=null(), student_mood=null(), student_level=null(), student_goals=null()
+        )
+    )
+    return await cancel_future_sessions(conn, student_id)
+
+
+async def anonymise_student(conn: AsyncConnection, student_id: UUID) -> None:
+    await conn.execute(
+        update(students)
+        .where(students.c.id == student_id)
+        .values(
+            name=ERASED_NAME,
+            email=erased_email(student_id),
+            phone=null(),
+            level=null(),
+            goals=null(),
+            preferred_start_time=null(),
+            preferred_end_time=null(),
+            preferred_days=null(),  # SQL NULL, not the JSON null a Python None would write
+            referral_source=null(),
+            drive_folder_id=null(),
+            deleted_at=func.coalesce(students.c.deleted_at, func.now()),
+            status="archived",
+            updated_at=func.now(),
+        )
+    )
+
+
+async def cancel_future_sessions(conn: AsyncConnection, student_id: UUID) -> dict[str, int]:
+    """Cancel the student's future sessions (and seats in group sessions) and release their credits."""
+    upcoming = (cs.starts_at > func.now(), cs.ends_at > func.now(), cs.status.in_(OPEN_STATUSES))
+    own = (
+        await conn.execute(
+            update(class_sessions)
+            .where(cs.student_id == student_id, *upcoming)
+            .values(status="cancelled_system", updated_at=func.now())
+            .returning(cs.id, cs.enrollment_id)
+        )
+    ).all()
+    # A group session goes on for the others: only the student's seat is cancelled.
+    seats = (
+        await conn.execute(
+            update(session_participants)
+            .where(
+                session_participants.c.student_id == student_id,
+                session_participants.c.status == "confirmed",
+                session_participants.c.session_id == cs.id,
+                *upcoming,
+            )
+            .values(status="cancelled")
+            .returning(session_participants.c.session_id, session_participants.c.enrollment_id)
+        )
+    ).all()
+    changed = [s.id for s in own] + [s.session_id for s in seats]
+    if changed:
+        # the calendar sync removes the event, or the student from a group's event
+        await conn.execute(
+            update(session_calendar_sync)
+            .where(session_calendar_sync.c.session_id.in_(changed))
+            .values(sync_status="pending", updated_at=func.now())
+        )
+    held = [(s.enrollment_id, s.id) for s in own if s.enrollment_id is not None]
+    held += [(s.enrollment_id, s.session_id) for s in seats]
+    released = await release_credits(conn, student_id, held)
+    return {"sessions_cancelled": len(own), "seats_cancelled": len(seats), "credits_released": released}
+
+
+async def release_credits(conn: AsyncConnection, student_id: UUID, held: list[tuple[UUID, UUID]]) -> int:
+    """A RELEASE for each (enrollment, session) with a RESERVE and no RELEASE; sessions_scheduled - 1."""
+    if not held:
+        return 0
+    enrollment_ids = sorted({e for e, _ in held})
+    # Same lock order as the other credit jobs: enrollments by id, before the ledger references them.
+    await conn.execute(
+        select(enrollments.c.id)
+        .where(enrollments.c.id.in_(enrollment_ids))
+        .order_by(enrollments.c.id)
+        .with_for_update(key_share=True)
+    )
+    pairs = select(
+        func.unnest(literal([e for e, _ in held], UUID_ARRAY)).label("enrollment_id"),
+        func.unnest(literal([s for _, s in held], UUID_ARRAY)).label("session_id"),
+    ).subquery("held")
+    reserve = credit_ledger.alias("reserve")
+    earlier = credit_ledger.alias("earlier")
+    rows = (
+        select(
+            reserve.c.enrollment_id,
+            reserve.c.session_id,
+            reserve.c.student_id,
+            reserve.c.teacher_id,
+            literal("RELEASE", enum("credit_action")),
+            literal(1),
+            literal("system", enum("credit_actor")),
+            func.concat("RELEASE:", reserve.c.enrollment_id, ":", reserve.c.session_id, ":", reserve.c.student_id),
+        )
+        .join(
+            pairs,
+            (pairs.c.enrollment_id == reserve.c.enrollment_id) & (pairs.c.session_id == reserve.c.session_id),
+        )
+        .where(
+            reserve.c.enrollment_id.in_(enrollment_ids),  # the ledger's enrollment index
+            reserve.c.student_id == student_id,
+            reserve.c.action == "RESERVE",
+            ~select(earlier.c.id)
+            .where(
+                earlier.c.enrollment_id == reserve.c.enrollment_id,
+                earlier.c.session_id == reserve.c.session_id,
+                earlier.c.student_id == reserve.c.student_id,
+                earlier.c.action == "RELEASE",
+            )
+            .exists(),
+        )
+    )
+    c = credit_ledger.c
+    written = (
+        await conn.execute(
+            insert(credit_ledger)
+            .from_select(
+                [
+                    c.enrollment_id,
+                    c.session_id,
+                    c.student_id,
+                    c.teacher_id,
+                    c.action,
+                    c.amount,
+                    c.actor,
+                    c.idempotency_key,
+                ],
+                rows,
+            )
+            .on_conflict_do_nothing(index_elements=[c.idempotency_key], index_where=c.idempotency_key.is_not(None))
+            .returning(c.enrollment_id)
+        )
+    ).scalars()
+    per_enrollment = Counter(written)
+    if per_enrollment:
+        counts = select(
+            func.unnest(literal(list(per_enrollment), UUID_ARRAY)).label("enrollment_id"),
+            func.unnest(literal(list(per_enrollment.values()), INT_ARRAY)).label("n"),
+        ).subquery("released")
+        await conn.execute(
+            update(enrollments)
+            .where(enrollments.c.id == counts.c.enrollment_id)
+            .values(
+                sessions_scheduled=func.greatest(
+                    func.coalesce(enrollments.c.sessions_scheduled, 0) - counts.c.n, 0
+                ),
+                updated_at=func.now(),
+            )
+        )
+    return per_enrollment.total()

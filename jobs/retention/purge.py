@@ -1,0 +1,130 @@
+"""telemetry.purge: apply the retention policies of schedules/retention.toml to Pickatale.
+
+- A policy's due rows are those whose time column(s) are older than its age, measured from the
+  database's UTC clock when the policy starts; a delete policy deletes them, an update policy sets
+  its ``set_to`` columns.
+- Never one giant statement: the purge walks the primary key from the lowest due id to the highest
+  in windows of ``chunk_size`` ids, each window one short READ COMMITTED transaction (record locks
+  on the rows it changes, no gap locks, so inserts at the end of the table never wait on it), with
+  a pause between chunks.
+- A time budget per run, checked after each chunk (each policy the run reaches gets at least one
+  chunk); what is left is picked up by the next run. A run started while another still holds the
+  run lock does nothing.
+"""
+
+import asyncio
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from jobfleet.payloads import RetentionRun
+from jobs.deps import Deps
+from jobs.errors import Permanent
+from jobs.retention.policies import PolicyError, RetentionPolicy, load_policies
+from jobs.retention.run_lock import run_lock, run_lock_name
+
+SUMMARY_KEYS = ("deleted", "updated", "remaining_expired", "chunks", "already_running")
+
+log = structlog.get_logger()
+
+
+async def run(deps: Deps, payload: RetentionRun) -> dict[str, int]:
+    policies = chosen_policies(deps.settings.retention_file, payload.policy)
+    totals: Counter[str] = Counter(dict.fromkeys(SUMMARY_KEYS, 0))
+    deadline = time.monotonic() + deps.settings.retention_budget_s
+    async with run_lock(deps.pickatale, run_lock_name(deps.settings.pickatale_db_prefix)) as held:
+        if not held:
+            log.info("retention_already_running", policy=payload.policy)
+            totals["already_running"] = 1
+            return dict(totals)
+        for policy in policies:
+            totals.update(await apply_policy(deps.pickatale, policy, deadline=deadline))
+    return dict(totals)
+
+
+def chosen_policies(path: Path, name: str | None) -> list[RetentionPolicy]:
+    try:
+        policies = load_policies(path)
+    except PolicyError as e:
+        raise Permanent(str(e)) from None
+    if name is None:
+        return list(policies.values())
+    if name not in policies:
+        raise Permanent(f"unknown retention policy {name!r}; {path} defines {', '.join(policies)}")
+    return [policies[name]]
+
+
+def due(policy: RetentionPolicy, cutoff: datetime) -> ColumnElement[bool]:
+    table = policy.sa_table
+    times = [table.c[name] for name in policy.time_columns]
+    if policy.combine == "any":
+        aged = or_(*(column < cutoff for column in times))
+    else:
+        aged = func.coalesce(*times) < cutoff
+    return and_(aged, *(table.c[name] == value for name, value in policy.where.items()))
+
+
+async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline: float) -> Counter[str]:
+    table = policy.sa_table
+    (pk,) = table.primary_key.columns
+    async with engine.connect() as conn:
+        now = (await conn.execute(select(func.utc_timestamp()))).scalar_one()
+        cutoff = now - policy.max_age
+        # Bounds of the walk, found through the time column's index where the table has one.
+        lowest, highest = (await conn.execute(select(func.min(pk), func.max(pk)).where(due(policy, cutoff)))).one()
+
+    chunks = changed = 0
+    if lowest is not None:
+        last = lowest - 1
+        # At least one chunk even with the budget spent, as in jobs.sweep: every run moves on.
+        while True:
+            upto, n = await apply_chunk(engine, policy, table, cutoff, after=last, highest=highest)
+            if upto is None:
+                break
+            chunks, changed, last = chunks + 1, changed + n, upto
+            if last >= highest or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(policy.pause_between_chunks_s)
+
+    async with engine.connect() as conn:
+        remaining = (
+            await conn.execute(select(func.count()).select_from(table).where(due(policy, cutoff)))
+        ).scalar_one()
+    log.info(
+        "retention_policy_applied",
+        policy=policy.name,
+        action=policy.action,
+        changed=changed,
+        chunks=chunks,
+        remaining_expired=remaining,
+    )
+    counted = "deleted" if policy.action == "delete" else "updated"
+    return Counter({counted: changed, "chunks": chunks, "remaining_expired": remaining})
+
+
+async def apply_chunk(
+    engine: AsyncEngine, policy: RetentionPolicy, table: Table, cutoff: datetime, *, after: int, highest: int
+) -> tuple[int | None, int]:
+    """Apply the policy to the due rows among the next chunk_size ids; return the last id and count."""
+    (pk,) = table.primary_key.columns
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="READ COMMITTED")
+        async with conn.begin():
+            window = (
+                select(pk.label("id"))
+                .where(pk > after, pk <= highest)
+                .order_by(pk)
+                .limit(policy.chunk_size)
+                .subquery("window")
+            )
+            upto = (await conn.execute(select(func.max(window.c.id)))).scalar()
+            if upto is None:
+                return None, 0
+            statement = delete(table) if policy.action == "delete" else update(table).values(policy.set_to)
+            result = await conn.execute(statement.where(pk > after, pk <= upto, due(policy, cutoff)))
+            return upto, result.rowcount

@@ -1,0 +1,1 @@
+"""Local HTTP servers that speak third-party APIs for the tests."""
