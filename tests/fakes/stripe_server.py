@@ -183,7 +183,7 @@ class FakeStripe:
         if checkout["status"] != "open":
             return 400, {
                 "type": "invalid_request_error",
-                "message": "Only Checkout Sessions with a status in [\"open\"] can be expired.",
+                "message": 'Only Checkout Sessions with a status in ["open"] can be expired.',
             }
         checkout.update(status="expired", url=None)
         return 200, checkout
