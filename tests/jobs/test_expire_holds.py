@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 from db import pinteach as t
 from jobfleet.payloads import Sweep
 from jobs.errors import Permanent, Transient
-from jobs.payments import expire_holds
+from jobs.payments import demo, expire_holds
 from tests.factories import PinTeach, ago, ahead
 from tests.fakes.stripe_server import API_KEY, FakeStripe, StripeServer
 
@@ -499,3 +499,12 @@ async def test_two_concurrent_sweeps_settle_each_hold_once(paid_deps, seed, stri
         assert (e.status, e.sessions_scheduled) == (("active", 1) if paid else ("cancelled", 0))
     assert await seed.count(t.student_lifecycle_events) == 3, "one first_purchase per student"
     assert await seed.count(t.audit_logs) == 30
+
+
+async def test_the_demo_data_shows_the_sweep_at_work(deps, seed, stripe):
+    async with seed.engine.begin() as conn:
+        expected = await demo.seed_demo(conn)
+
+    assert await run(deps) == expected == {"holds_expired": 2, "holds_confirmed": 0}
+    assert await seed.count(t.credit_ledger, t.credit_ledger.c.action == "RELEASE") == 1
+    assert await seed.count(t.class_sessions, t.class_sessions.c.status == "hold") == 1

@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 from db.pickatale import teacher_licenses
 from jobfleet.payloads import Sweep
 from jobs.errors import Permanent, Transient
-from jobs.licenses import reconcile
+from jobs.licenses import demo, reconcile
 from tests.fakes.stripe_server import API_KEY, FakeStripe, StripeServer
 
 L = teacher_licenses.c
@@ -268,3 +268,17 @@ async def test_two_concurrent_runs_reconcile_each_license_once(paid_deps, licens
     assert states.count(("active", "teacher_paid")) == 8
 
     assert await run(paid_deps) == {"reconciled": 0, "expired": 0, "past_due": 0}
+
+
+async def test_the_demo_data_shows_the_sweep_at_work(deps, licenses, stripe):
+    async with licenses.engine.begin() as conn:
+        expected = await demo.seed_demo(conn)
+
+    assert await run(deps) == expected == {"reconciled": 0, "expired": 3, "past_due": 0}
+    assert sorted(s for s, _ in (await licenses.states()).values()) == [
+        "active",
+        "active",
+        "expired",
+        "expired",
+        "expired",
+    ]
