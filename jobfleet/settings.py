@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # Stripe
     stripe_api_key: SecretStr | None = None
     stripe_api_base: str = "https://api.stripe.com"
-    stripe_timeout_s: float = Field(default=15, gt=0, le=120)
+    stripe_timeout_s: float = Field(default=10, gt=0, le=120)
     # Calls in flight at once within one batch.
     stripe_concurrency: int = Field(default=8, ge=1, le=100)
     # Rows locked per transaction while their Stripe calls run: small, so that the locks are short.
