@@ -480,6 +480,7 @@ async def test_two_concurrent_sweeps_settle_each_hold_once(paid_deps, seed, stri
     a, b = await asyncio.gather(run(small), run(small))
 
     assert a["holds_confirmed"] + b["holds_confirmed"] == 10
+    assert sum(a.values()) > 0 and sum(b.values()) > 0, "both sweeps should have taken batches"
     assert a["holds_expired"] + b["holds_expired"] == 20
     statuses = {r.id: r.status for r in await seed.rows(t.class_sessions)}
     for session, _, kind in holds:

@@ -259,6 +259,7 @@ async def test_two_concurrent_runs_reconcile_each_license_once(paid_deps, licens
     a, b = await asyncio.gather(run(small), run(small))
 
     assert a["reconciled"] + b["reconciled"] == 24
+    assert a["reconciled"] > 0 and b["reconciled"] > 0, "each run should lock only its own batch"
     assert a["past_due"] + b["past_due"] == 8
     assert a["expired"] + b["expired"] == 8 + 6
     assert len(stripe.requests) == 24, "each subscription asked once"
