@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # Stripe
     stripe_api_key: SecretStr | None = None
     stripe_api_base: str = "https://api.stripe.com"
+    stripe_timeout_s: float = Field(default=10, gt=0, le=120)
+    # Calls in flight at once within one batch.
+    stripe_concurrency: int = Field(default=8, ge=1, le=100)
+    # Rows locked per transaction while their Stripe calls run: small, so that the locks are short.
+    stripe_batch_size: int = Field(default=25, ge=1, le=1000)
 
     # Calendars and Drive
     google_client_id: str | None = None
@@ -83,6 +88,11 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, v: str) -> str:
         return _check_scheme(v, ("redis", "rediss", "unix"), "a Redis URL")
+
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _stripe_api_base(cls, v: str) -> str:
+        return _check_scheme(v, ("https", "http"), "the Stripe API base").rstrip("/")
 
     @field_validator("pinteach_dsn")
     @classmethod
