@@ -32,6 +32,7 @@ from jobs.calendar.provider import (
     retry_after_s,
 )
 from jobs.calendar.rules import EventSpec, google_event_id
+from jobs.calendar.transport import requests_session
 
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 GONE_STATUSES = (404, 410)  # 410: Google keeps deleted events around as "cancelled"
@@ -70,8 +71,7 @@ class GoogleCalendar:
             client_id=s.google_client_id,
             client_secret=s.google_client_secret.get_secret_value(),
         )
-        session = requests.Session()
-        session.verify = str(s.calendar_ca_file) if s.calendar_ca_file else True
+        session = requests_session(s.calendar_ca_file)
         try:
             credentials.refresh(Request(session))
         except google.auth.exceptions.RefreshError as e:

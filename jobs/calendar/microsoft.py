@@ -25,6 +25,7 @@ from jobs.calendar.provider import (
     retry_after_s,
 )
 from jobs.calendar.rules import EventSpec
+from jobs.calendar.transport import requests_session, ssl_context
 
 SCOPES = ["https://graph.microsoft.com/Calendars.ReadWrite"]
 # The refresh token itself is dead: only the teacher can fix it by signing in again.
@@ -34,7 +35,7 @@ REVOKED_ERRORS = frozenset({"invalid_grant", "interaction_required"})
 class MicrosoftCalendar:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._verify: str | bool = str(settings.calendar_ca_file) if settings.calendar_ca_file else True
+        self._verify = ssl_context(settings.calendar_ca_file)
 
     async def refresh(self, refresh_token: str) -> Tokens:
         return await asyncio.to_thread(self._refresh, refresh_token)
@@ -81,8 +82,7 @@ class MicrosoftCalendar:
             raise ProviderError(
                 "Microsoft client is not configured (JOBFLEET_MICROSOFT_CLIENT_ID/SECRET)", transient=True
             )
-        session = requests.Session()
-        session.verify = self._verify
+        session = requests_session(s.calendar_ca_file)
         try:
             app = msal.ConfidentialClientApplication(
                 s.microsoft_client_id,

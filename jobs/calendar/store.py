@@ -252,10 +252,9 @@ async def record_failed(
 
 
 async def record_revoked(conn: AsyncConnection, ctx: SyncContext, *, error: str, retry_in_s: float) -> bool:
-    """Mark the connection revoked, notify the teacher once, and fail the teacher's pending rows.
+    """Mark the connection revoked, notify the teacher, and fail the teacher's other pending rows.
 
-    Returns whether this call revoked it (and so wrote the notification)."""
-    retry_at = func.now() + func.make_interval(0, 0, 0, 0, 0, 0, retry_in_s)
+    Only the run that revokes it does this (so one notification); False if it was revoked before."""
     async with conn.begin():
         revoked = await conn.execute(
             update(oauth_connections)
@@ -264,19 +263,20 @@ async def record_revoked(conn: AsyncConnection, ctx: SyncContext, *, error: str,
             .returning(oauth_connections.c.provider)
         )
         provider = revoked.scalar_one_or_none()
-        if provider is not None:
-            name = "Google" if provider == "google" else "Microsoft"
-            await conn.execute(
-                notifications.insert().values(
-                    teacher_id=ctx.teacher_id,
-                    recipient_type="teacher",
-                    type="calendar.reconnect_required",
-                    title=f"Reconnect your {name} calendar",
-                    body=f"PinTeach can no longer update your {name} calendar. "
-                    "Reconnect it under Settings, Integrations so that your sessions appear there again.",
-                    payload={"connection_id": str(ctx.connection_id), "provider": provider},
-                )
+        if provider is None:
+            return False
+        name = "Google" if provider == "google" else "Microsoft"
+        await conn.execute(
+            notifications.insert().values(
+                teacher_id=ctx.teacher_id,
+                recipient_type="teacher",
+                type="calendar.reconnect_required",
+                title=f"Reconnect your {name} calendar",
+                body=f"PinTeach can no longer update your {name} calendar. "
+                "Reconnect it under Settings, Integrations so that your sessions appear there again.",
+                payload={"connection_id": str(ctx.connection_id), "provider": provider},
             )
+        )
         await conn.execute(
             update(scs)
             .where(
@@ -285,6 +285,11 @@ async def record_revoked(conn: AsyncConnection, ctx: SyncContext, *, error: str,
                 scs.c.sync_status == "pending",
                 scs.c.session_id != ctx.session_id,
             )
-            .values(sync_status="failed", attempts=1, last_error=error, updated_at=retry_at)
+            .values(
+                sync_status="failed",
+                attempts=1,
+                last_error=error,
+                updated_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, retry_in_s),
+            )
         )
-    return provider is not None
+    return True

@@ -222,6 +222,7 @@ async def _record(
         )
     if not await store.record_failed(conn, ctx, error=error, attempts=attempts, retry_in_s=wait_s):
         return None
-    if attempts >= max_attempts:
+    if attempts >= max_attempts or outcome.kind == "revoked":
+        # Revoked: later attempts only look whether the teacher reconnected; no job retry needed.
         return Result("failed", ctx.connection_id, error)
     return Result("retrying", ctx.connection_id, error, wait_s)
