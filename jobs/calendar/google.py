@@ -78,9 +78,10 @@ class GoogleCalendar:
             data = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], dict) else {}
             if data.get("error") == "invalid_grant":
                 raise Revoked("Google refused the refresh token (invalid_grant)") from None
+            # Anything else (invalid_client, an outage) is ours or Google's to fix, not the teacher's.
             raise ProviderError(
                 f"Google token endpoint refused the refresh ({data.get('error', 'no error code')})",
-                transient=bool(getattr(e, "retryable", False)),
+                transient=True,
             ) from None
         except (google.auth.exceptions.TransportError, requests.RequestException):
             raise ProviderError("could not reach Google's token endpoint", transient=True) from None

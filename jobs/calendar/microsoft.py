@@ -105,7 +105,7 @@ class MicrosoftCalendar:
         if error or "access_token" not in result:
             raise ProviderError(
                 f"Microsoft token endpoint refused the refresh ({error or 'no access token'})",
-                transient=error in {"temporarily_unavailable", "server_error", None},
+                transient=True,  # invalid_client, an outage: ours or Microsoft's to fix
             )
         expires_at = datetime.now(UTC) + timedelta(seconds=int(result.get("expires_in", 3600)))
         rotated = result.get("refresh_token")

@@ -69,7 +69,9 @@ class FakeMicrosoft:
         return Response(
             200,
             {
-                "tenant_discovery_endpoint": f"{self.server.url}/common/v2.0/.well-known/openid-configuration",
+                "tenant_discovery_endpoint": (
+                    f"{self.server.url}/common/v2.0/.well-known/openid-configuration"
+                ),
                 "api-version": "1.1",
                 "metadata": [],
             },
@@ -155,7 +157,7 @@ class FakeMicrosoft:
         return Response(200, event)
 
     def _delete(self, request: Request) -> Response:
-        event, refused = self._found(request)
+        _, refused = self._found(request)
         if refused:
             return refused
         del self.events[request.params["event"]]

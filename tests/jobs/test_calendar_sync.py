@@ -79,7 +79,7 @@ def counts(**kw):
     return {**NOTHING, **kw}
 
 
-# -- creating ----------------------------------------------------------------------------------
+# -- creating --------------------------------------------------------------------------------------
 
 
 async def test_google_event_without_meet_link(cal, world, google):
@@ -144,7 +144,7 @@ async def test_microsoft_event_with_online_meeting(cal, world, microsoft):
     assert event["attendees"][0]["type"] == "required"
 
 
-# -- updating and deleting ---------------------------------------------------------------------------
+# -- updating and deleting -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("provider", ["google", "microsoft"])
@@ -207,7 +207,7 @@ async def test_cancel_deletes_the_event_and_a_gone_event_is_success(cal, world, 
     assert (await world.row(other)).sync_status == "synced"
 
 
-# -- exactly once ---------------------------------------------------------------------------------------
+# -- exactly once ----------------------------------------------------------------------------------
 
 
 async def test_google_crash_between_create_and_store_makes_no_second_event(cal, world, google):
@@ -264,7 +264,7 @@ async def test_a_cancel_after_a_lost_create_still_deletes_the_google_event(cal, 
     assert google.live_events() == []
 
 
-# -- tokens -------------------------------------------------------------------------------------------------
+# -- tokens ----------------------------------------------------------------------------------------
 
 
 async def test_google_expired_token_is_refreshed_rotated_and_stored(cal, world, google):
@@ -364,7 +364,7 @@ async def test_invalid_grant_revokes_notifies_once_and_stops_calling(cal, world,
     assert await world.seed.count(t.notifications) == 1
 
 
-# -- errors ----------------------------------------------------------------------------------------------------
+# -- errors ----------------------------------------------------------------------------------------
 
 
 async def test_google_429_with_retry_after_is_retried_no_sooner(cal, world, google):
@@ -458,7 +458,7 @@ async def test_zoom_and_apple_are_not_supported(cal, world, provider):
     )
 
 
-# -- collapsing and concurrency ------------------------------------------------------------------------------
+# -- collapsing and concurrency --------------------------------------------------------------------
 
 
 async def test_repeated_enqueues_collapse_into_one_queued_job(redis, world):
@@ -504,7 +504,7 @@ async def test_a_change_during_a_sync_is_synced_too(cal, world, google):
     assert (await world.row(sid)).sync_status == "synced"
 
 
-# -- the sweep ----------------------------------------------------------------------------------------------------
+# -- the sweep -------------------------------------------------------------------------------------
 
 
 def test_backoff_schedule_grows_exponentially_caps_and_honours_retry_after():
