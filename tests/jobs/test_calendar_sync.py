@@ -1,6 +1,7 @@
 """Calendar sync against fake Google and Microsoft servers on loopback, through the real clients."""
 
 import asyncio
+import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -73,6 +74,12 @@ def world(pg, google, microsoft) -> World:
 
 async def sync(deps, session_id):
     return await sync_session.run(deps, SessionRef(session_id=session_id))
+
+
+def wait_until(predicate, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def counts(**kw):
@@ -484,6 +491,27 @@ async def test_two_runs_for_one_session_never_sync_concurrently(cal, world, goog
     assert second == counts(skipped=1)
     assert await first == counts(synced=1)
     assert len(google.server.seen("POST", EVENTS)) == 1
+
+
+async def test_a_run_cancelled_mid_call_releases_the_lock_and_its_retry_makes_no_duplicate(
+    cal, world, google
+):
+    """A worker timeout cancels the job while Google is still creating the event."""
+    sid = await world.session(await world.teacher("google"))
+    gate = google.server.gate("POST", EVENTS)
+    first = asyncio.create_task(sync(cal, sid))
+    await asyncio.to_thread(gate.entered.wait, 10)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    gate.release.set()  # Google goes on to create the event; nobody stores its id
+    await asyncio.to_thread(wait_until, lambda: len(google.events) == 1)
+
+    assert await sync(cal, sid) == counts(synced=1)  # not "skipped": the lock was released
+
+    assert len(google.live_events()) == 1
+    assert [r.method for r in google.server.requests] == ["POST", "POST", "PATCH"]  # insert, 409, patch
+    assert (await world.row(sid)).google_calendar_event_id == sid.hex
 
 
 async def test_a_change_during_a_sync_is_synced_too(cal, world, google):
