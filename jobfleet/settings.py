@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     calendar_max_attempts: int = Field(default=8, ge=1)
     calendar_backoff_base_s: float = Field(default=60, gt=0)
     calendar_backoff_cap_s: float = Field(default=6 * 3600, gt=0)
+    calendar_http_timeout_s: float = Field(default=20, gt=0, le=120)
+    calendar_sweep_concurrency: int = Field(default=4, ge=1, le=32)
+    # Extra CA bundle for the providers' HTTPS endpoints (tests, proxies); None: the system's CAs.
+    calendar_ca_file: Path | None = None
 
     # Dashboard
     dashboard_token: SecretStr | None = None
