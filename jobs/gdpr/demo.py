@@ -22,7 +22,11 @@ from db.pinteach import (
 
 
 async def _insert(conn: AsyncConnection, table: Table, **values: Any) -> Any:
-    return (await conn.execute(table.insert().values(**values).returning(table.c[table.primary_key.columns.keys()[0]]))).scalar_one()
+    return (
+        await conn.execute(
+            table.insert().values(**values).returning(table.c[table.primary_key.columns.keys()[0]])
+        )
+    ).scalar_one()
 
 
 async def seed_demo(conn: AsyncConnection) -> dict[str, Any]:
@@ -36,47 +40,102 @@ async def seed_demo(conn: AsyncConnection) -> dict[str, Any]:
     now = datetime.now(UTC)
     n = uuid.uuid4().hex[:8]
     teacher = await _insert(
-        conn, teachers, email=f"demo-gdpr-{n}@pinteach.example", name="Demo Teacher", slug=f"demo-gdpr-{n}",
+        conn,
+        teachers,
+        email=f"demo-gdpr-{n}@pinteach.example",
+        name="Demo Teacher",
+        slug=f"demo-gdpr-{n}",
         timezone="Europe/Oslo",
     )
     student = await _insert(
-        conn, students, teacher_id=teacher, email=f"demo-erase-{n}@example.com", name="Demo Erasable",
-        phone="+47 400 00 000", timezone="Europe/Oslo", status="churned", goals="Pass the B2 exam",
+        conn,
+        students,
+        teacher_id=teacher,
+        email=f"demo-erase-{n}@example.com",
+        name="Demo Erasable",
+        phone="+47 400 00 000",
+        timezone="Europe/Oslo",
+        status="churned",
+        goals="Pass the B2 exam",
     )
     service = await _insert(
-        conn, services, teacher_id=teacher, name="Norwegian lessons", slug=f"norwegian-{n}", delivery_mode="live",
-        group_type="individual", structure="package", pricing_model="credits", session_count=10, status="active",
+        conn,
+        services,
+        teacher_id=teacher,
+        name="Norwegian lessons",
+        slug=f"norwegian-{n}",
+        delivery_mode="live",
+        group_type="individual",
+        structure="package",
+        pricing_model="credits",
+        session_count=10,
+        status="active",
     )
     enrollment = await _insert(
-        conn, enrollments, service_id=service, student_id=student, teacher_id=teacher, status="active",
-        sessions_total=10, sessions_scheduled=1, sessions_completed=1, valid_from=now - timedelta(days=60),
+        conn,
+        enrollments,
+        service_id=service,
+        student_id=student,
+        teacher_id=teacher,
+        status="active",
+        sessions_total=10,
+        sessions_scheduled=1,
+        sessions_completed=1,
+        valid_from=now - timedelta(days=60),
         valid_until=now + timedelta(days=120),
     )
     past = await _insert(
-        conn, class_sessions, service_id=service, teacher_id=teacher, enrollment_id=enrollment, student_id=student,
-        starts_at=now - timedelta(days=7, hours=1), ends_at=now - timedelta(days=7), timezone="Europe/Oslo",
-        status="completed", completed_at=now - timedelta(days=7),
+        conn,
+        class_sessions,
+        service_id=service,
+        teacher_id=teacher,
+        enrollment_id=enrollment,
+        student_id=student,
+        starts_at=now - timedelta(days=7, hours=1),
+        ends_at=now - timedelta(days=7),
+        timezone="Europe/Oslo",
+        status="completed",
+        completed_at=now - timedelta(days=7),
     )
     ahead = await _insert(
-        conn, class_sessions, service_id=service, teacher_id=teacher, enrollment_id=enrollment, student_id=student,
-        starts_at=now + timedelta(days=2), ends_at=now + timedelta(days=2, hours=1), timezone="Europe/Oslo",
+        conn,
+        class_sessions,
+        service_id=service,
+        teacher_id=teacher,
+        enrollment_id=enrollment,
+        student_id=student,
+        starts_at=now + timedelta(days=2),
+        ends_at=now + timedelta(days=2, hours=1),
+        timezone="Europe/Oslo",
         status="scheduled",
     )
     await conn.execute(
-        session_content.insert().values(session_id=past, summary="Talked about her trip", teacher_notes="Practise")
+        session_content.insert().values(
+            session_id=past, summary="Talked about her trip", teacher_notes="Practise"
+        )
     )
     await conn.execute(session_calendar_sync.insert().values(session_id=ahead, sync_status="synced"))
     await conn.execute(
         credit_ledger.insert().values(
-            enrollment_id=enrollment, session_id=ahead, student_id=student, teacher_id=teacher, action="RESERVE",
-            amount=1, idempotency_key=f"RESERVE:{enrollment}:{ahead}:{student}",
+            enrollment_id=enrollment,
+            session_id=ahead,
+            student_id=student,
+            teacher_id=teacher,
+            action="RESERVE",
+            amount=1,
+            idempotency_key=f"RESERVE:{enrollment}:{ahead}:{student}",
         )
     )
     await conn.execute(
         contact_log.insert().values(teacher_id=teacher, student_id=student, channel="email", body="Welcome!")
     )
     request = await _insert(
-        conn, data_erasure_requests, teacher_id=teacher, student_id=student, requested_by="student",
-        requested_at=now - timedelta(days=31), due_at=now - timedelta(days=1),
+        conn,
+        data_erasure_requests,
+        teacher_id=teacher,
+        student_id=student,
+        requested_by="student",
+        requested_at=now - timedelta(days=31),
+        due_at=now - timedelta(days=1),
     )
     return {"teacher_id": teacher, "student_id": student, "request_id": request}

@@ -99,7 +99,9 @@ def _credentials(settings: Settings, connection: GoogleConnection) -> Credential
         refresh_token=connection.refresh_token,
         token_uri=settings.google_token_uri,
         client_id=settings.google_client_id,
-        client_secret=settings.google_client_secret.get_secret_value() if settings.google_client_secret else None,
+        client_secret=settings.google_client_secret.get_secret_value()
+        if settings.google_client_secret
+        else None,
         # google-auth compares expiry with a naive UTC clock
         expiry=expiry.astimezone(UTC).replace(tzinfo=None) if expiry else None,
     )
@@ -119,7 +121,9 @@ def _delete(settings: Settings, credentials: Credentials, folder_id: str) -> boo
     if settings.google_api_endpoint:
         # The setting is a root shared by Google's APIs; Drive lives under its servicePath (drive/v3/).
         options = {"api_endpoint": urljoin(settings.google_api_endpoint, document["servicePath"])}
-    http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=settings.drive_timeout_s))
+    http = google_auth_httplib2.AuthorizedHttp(
+        credentials, http=httplib2.Http(timeout=settings.drive_timeout_s)
+    )
     service = discovery.build_from_document(document, http=http, client_options=options)
     try:
         service.files().delete(fileId=folder_id, supportsAllDrives=True).execute()

@@ -23,7 +23,9 @@ async def run(deps: Deps, payload: ErasureRequestRef) -> dict[str, int]:
         if status is None:
             raise NotFound(f"no data erasure request {request_id}")
         if status == "rejected":
-            raise Permanent(f"data erasure request {request_id} was rejected; the fleet does not erase for it")
+            raise Permanent(
+                f"data erasure request {request_id} was rejected; the fleet does not erase for it"
+            )
         await mark_processing(conn, [request_id])
     erased = await erase_request(deps, request_id)
     return {"erased": int(erased), "failed": 0}

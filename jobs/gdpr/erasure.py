@@ -66,7 +66,9 @@ async def erase_request(deps: Deps, request_id: UUID) -> bool:
             ).one()
             folder_deleted = await erase_drive_folder(conn, deps, request, student)
             counts = await erase_student_data(conn, request.student_id)
-            await complete(conn, request, student.teacher_id, {**counts, "drive_folder_deleted": folder_deleted})
+            await complete(
+                conn, request, student.teacher_id, {**counts, "drive_folder_deleted": folder_deleted}
+            )
     except JobError as e:
         log.warning(
             "gdpr_erasure_failed",
@@ -75,7 +77,9 @@ async def erase_request(deps: Deps, request_id: UUID) -> bool:
             retryable=isinstance(e, Transient),
         )
         raise
-    log.info("gdpr_erasure_completed", request_id=str(request_id), drive_folder_deleted=folder_deleted, **counts)
+    log.info(
+        "gdpr_erasure_completed", request_id=str(request_id), drive_folder_deleted=folder_deleted, **counts
+    )
     return True
 
 

@@ -69,7 +69,11 @@ async def erase_student_data(conn: AsyncConnection, student_id: UUID) -> dict[st
         update(session_content)
         .where(session_content.c.session_id.in_(select(cs.id).where(cs.student_id == student_id)))
         .values(
-            summary=null(), teacher_notes=null(), student_mood=null(), student_level=null(), student_goals=null()
+            summary=null(),
+            teacher_notes=null(),
+            student_mood=null(),
+            student_level=null(),
+            student_goals=null(),
         )
     )
     return await cancel_future_sessions(conn, student_id)
@@ -163,7 +167,9 @@ async def release_credits(conn: AsyncConnection, student_id: UUID, held: list[tu
             literal("RELEASE", enum("credit_action")),
             literal(1),
             literal("system", enum("credit_actor")),
-            func.concat("RELEASE:", reserve.c.enrollment_id, ":", reserve.c.session_id, ":", reserve.c.student_id),
+            func.concat(
+                "RELEASE:", reserve.c.enrollment_id, ":", reserve.c.session_id, ":", reserve.c.student_id
+            ),
         )
         .join(
             pairs,
@@ -200,7 +206,9 @@ async def release_credits(conn: AsyncConnection, student_id: UUID, held: list[tu
                 ],
                 rows,
             )
-            .on_conflict_do_nothing(index_elements=[c.idempotency_key], index_where=c.idempotency_key.is_not(None))
+            .on_conflict_do_nothing(
+                index_elements=[c.idempotency_key], index_where=c.idempotency_key.is_not(None)
+            )
             .returning(c.enrollment_id)
         )
     ).scalars()

@@ -37,7 +37,14 @@ async def deliver_messages(conn: AsyncConnection, message_ids: Sequence[UUID]) -
         insert(contact_log)
         .from_select(
             ["id", "teacher_id", "student_id", "channel", "body", "note"],
-            select(sent.c.contact_log_id, sent.c.teacher_id, sent.c.student_id, sent.c.channel, sent.c.body, sent.c.note),
+            select(
+                sent.c.contact_log_id,
+                sent.c.teacher_id,
+                sent.c.student_id,
+                sent.c.channel,
+                sent.c.body,
+                sent.c.note,
+            ),
         )
         .cte("logged")
     )

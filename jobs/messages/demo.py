@@ -25,8 +25,18 @@ async def seed_demo(conn: AsyncConnection, teacher_id: UUID | None = None) -> De
     students = await demo_students(conn, teacher_id, 3)
     now = func.now()
     messages = [
-        (students[0], "Thanks for today! Here is the exercise we talked about.", now - timedelta(minutes=5), "pending"),
-        (students[1], "Reminder: our lesson moves to 17:00 on Friday.", now - timedelta(minutes=2), "cancelled"),
+        (
+            students[0],
+            "Thanks for today! Here is the exercise we talked about.",
+            now - timedelta(minutes=5),
+            "pending",
+        ),
+        (
+            students[1],
+            "Reminder: our lesson moves to 17:00 on Friday.",
+            now - timedelta(minutes=2),
+            "cancelled",
+        ),
         (students[2], "Good luck at the recital tonight!", now + timedelta(seconds=30), "pending"),
     ]
     rows = (
@@ -46,7 +56,9 @@ async def seed_demo(conn: AsyncConnection, teacher_id: UUID | None = None) -> De
                     for student_id, body, when, status in messages
                 ]
             )
-            .returning(scheduled_messages.c.student_id, scheduled_messages.c.id, scheduled_messages.c.scheduled_for)
+            .returning(
+                scheduled_messages.c.student_id, scheduled_messages.c.id, scheduled_messages.c.scheduled_for
+            )
         )
     ).all()
     by_student = {r.student_id: r for r in rows}

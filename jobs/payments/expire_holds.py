@@ -88,16 +88,19 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
             failures: list[Transient] = []
             async with deps.pinteach.begin() as conn:
                 taken, counts = await settle_with_stripe(
-                    conn, stripe, ttl=ttl, limit=settings.stripe_batch_size, waiting=waiting, failures=failures
+                    conn,
+                    stripe,
+                    ttl=ttl,
+                    limit=settings.stripe_batch_size,
+                    waiting=waiting,
+                    failures=failures,
                 )
             if failures:
                 # what Stripe did answer is committed; the rest waits for the runtime's retry
                 raise failures[0]
             return taken, counts
 
-        checked = await sweep(
-            stripe_batch, budget_s=max(deadline - time.monotonic(), 0), keys=SUMMARY_KEYS
-        )
+        checked = await sweep(stripe_batch, budget_s=max(deadline - time.monotonic(), 0), keys=SUMMARY_KEYS)
     return {k: plain[k] + checked[k] for k in SUMMARY_KEYS}
 
 
@@ -215,4 +218,3 @@ def verdict_for(checkout: Checkout, hold: Hold) -> Verdict:
         payment_status=checkout.payment_status,
     )
     return Verdict("wait", "payment_pending")
-

@@ -129,9 +129,7 @@ async def expire(conn: AsyncConnection, expiring: list[tuple[Hold, str]]) -> int
         released = await release_reservations(conn, enrollment_ids, ids)
         await move_scheduled(conn, Counter({k: -n for k, n in Counter(released).items()}))
         other = class_sessions.alias("other")
-        still_used = select(other.c.id).where(
-            other.c.enrollment_id == e.id, other.c.status != "expired"
-        )
+        still_used = select(other.c.id).where(other.c.enrollment_id == e.id, other.c.status != "expired")
         await conn.execute(
             update(enrollments)
             .where(e.id.in_(enrollment_ids), e.status == "pending_payment", ~still_used.exists())
@@ -308,4 +306,3 @@ async def audit(
             ]
         )
     )
-

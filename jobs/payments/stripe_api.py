@@ -140,9 +140,7 @@ class StripeApi:
             await self._call(self._client.v1.subscriptions.retrieve_async, subscription_id, account=None)
         )
 
-    async def each(
-        self, items: Sequence[T], call: Callable[[T], Awaitable[R]]
-    ) -> list[R | BaseException]:
+    async def each(self, items: Sequence[T], call: Callable[[T], Awaitable[R]]) -> list[R | BaseException]:
         """``call`` for every item, at most ``concurrency`` at once; results (or errors) in order."""
         return await asyncio.gather(*(call(item) for item in items), return_exceptions=True)
 

@@ -79,7 +79,7 @@ def load_policies(path: Path) -> dict[str, RetentionPolicy]:
     policies = {}
     for name, fields in data.items():
         if not isinstance(fields, dict):
-            raise PolicyError(f"{path}: {name!r} must be a table of settings, like [\"{name}\"]")
+            raise PolicyError(f'{path}: {name!r} must be a table of settings, like ["{name}"]')
         try:
             policies[name] = RetentionPolicy(name=name, **fields)
         except ValidationError as e:

@@ -76,7 +76,9 @@ async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline
         now = (await conn.execute(select(func.utc_timestamp()))).scalar_one()
         cutoff = now - policy.max_age
         # Bounds of the walk, found through the time column's index where the table has one.
-        lowest, highest = (await conn.execute(select(func.min(pk), func.max(pk)).where(due(policy, cutoff)))).one()
+        lowest, highest = (
+            await conn.execute(select(func.min(pk), func.max(pk)).where(due(policy, cutoff)))
+        ).one()
 
     chunks = changed = 0
     if lowest is not None:

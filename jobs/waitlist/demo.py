@@ -37,7 +37,11 @@ async def seed_demo(conn: AsyncConnection, teacher_id: UUID | None = None) -> di
         offer = {}
         if expires_in is not None:
             expires_at = now + expires_in
-            offer = {"status": "notified", "notified_at": expires_at - timedelta(hours=48), "offer_expires_at": expires_at}
+            offer = {
+                "status": "notified",
+                "notified_at": expires_at - timedelta(hours=48),
+                "offer_expires_at": expires_at,
+            }
         return await insert(
             conn,
             waitlist_entries,

@@ -52,8 +52,14 @@ async def free_seats(conn: AsyncConnection, service_ids: Sequence[UUID]) -> dict
     )
     open_offers = select(func.count()).where(w.service_id == s.id, w.status == "notified").scalar_subquery()
     rows = await conn.execute(
-        select(s.id, s.status, s.deleted_at, s.max_participants, holding.label("holding"), open_offers.label("offered"))
-        .where(s.id == func.any(literal(list(service_ids), UUID_ARRAY)))
+        select(
+            s.id,
+            s.status,
+            s.deleted_at,
+            s.max_participants,
+            holding.label("holding"),
+            open_offers.label("offered"),
+        ).where(s.id == func.any(literal(list(service_ids), UUID_ARRAY)))
     )
     return {
         r.id: (
