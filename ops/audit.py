@@ -15,8 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db.pickatale import events
 from jobfleet.settings import Settings
 
-# The telemetry.events policy of schedules/retention.toml.
-TELEMETRY_RETENTION_DAYS = 90
 # Sessions that hold a booked credit: not yet consumed, not released.
 BOOKED = "('scheduled', 'in_progress', 'pending_confirmation', 'pending_review')"
 
@@ -208,13 +206,15 @@ async def audit_telemetry(engine: AsyncEngine, *, max_age_days: float) -> list[V
 async def main(settings: Settings, args: argparse.Namespace) -> int:
     from db.engines import pickatale_engine, pinteach_engine
     from jobfleet import wire
+    from jobs.retention.policies import load_policies
 
     pg = pinteach_engine(settings.pinteach_dsn, pool_size=1)
     my = pickatale_engine(settings.pickatale_dsn, prefix=settings.pickatale_db_prefix, pool_size=1)
     try:
         found = await audit_pinteach(pg)
         if not args.skip_pickatale:
-            found += await audit_telemetry(my, max_age_days=TELEMETRY_RETENTION_DAYS)
+            policy = load_policies(settings.retention_file)["telemetry.events"]
+            found += await audit_telemetry(my, max_age_days=policy.max_age.total_seconds() / 86400)
     finally:
         await pg.dispose()
         await my.dispose()

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from jobfleet.settings import Settings
 from jobs.deps import Deps
+from jobs.retention.policies import load_policies
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.scheduler import Scheduler, load_schedules
@@ -34,8 +35,9 @@ class Fleet:
         self.queues = queues
         self.burst = burst
         self.run_scheduler = settings.scheduler_enabled if scheduler is None else scheduler
-        # fail at start-up, loudly, on a bad schedules file
+        # fail at start-up, loudly, on a bad schedules or retention file
         self.schedules = load_schedules(settings.schedules_file) if self.run_scheduler else []
+        load_policies(settings.retention_file)
         self.worker_id = new_worker_id()
         self.stopping = asyncio.Event()
         self.workers: dict[str, FleetWorker] = {}

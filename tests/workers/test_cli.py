@@ -156,3 +156,11 @@ async def test_audit_exits_0_when_all_invariants_hold(env, pg, mysql):
     result = jobfleet(env, "audit")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith("all invariants hold")
+
+
+def test_worker_refuses_to_start_on_a_bad_schedules_file(env, tmp_path):
+    bad = tmp_path / "schedules.toml"
+    bad.write_text('["sessions.auto_complete"]\ncron = "every minute"\n')
+    result = jobfleet({**env, "JOBFLEET_SCHEDULES_FILE": str(bad)}, "worker")
+    assert result.returncode == 1
+    assert "schedule 'sessions.auto_complete'" in result.stderr and "Traceback" not in result.stderr
