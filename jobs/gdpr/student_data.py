@@ -30,6 +30,7 @@ from db.pinteach import (
     students,
     waitlist_entries,
 )
+from jobs.credits.locking import lock_enrollments
 
 ERASED_NAME = "Erased student"
 # Sessions still to happen; any other status has ended, been cancelled or moved.
@@ -145,13 +146,7 @@ async def release_credits(conn: AsyncConnection, student_id: UUID, held: list[tu
     if not held:
         return 0
     enrollment_ids = sorted({e for e, _ in held})
-    # Same lock order as the other credit jobs: enrollments by id, before the ledger references them.
-    await conn.execute(
-        select(enrollments.c.id)
-        .where(enrollments.c.id.in_(enrollment_ids))
-        .order_by(enrollments.c.id)
-        .with_for_update(key_share=True)
-    )
+    await lock_enrollments(conn, enrollment_ids)
     pairs = select(
         func.unnest(literal([e for e, _ in held], UUID_ARRAY)).label("enrollment_id"),
         func.unnest(literal([s for _, s in held], UUID_ARRAY)).label("session_id"),

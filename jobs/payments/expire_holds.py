@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import class_sessions, session_payment, teachers
 from jobfleet.payloads import Sweep
+from jobs.credits.locking import lock_enrollments
 from jobs.deps import Deps
 from jobs.errors import Permanent, Transient
 from jobs.payments import settle
@@ -66,7 +67,7 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
             holds = await lock_due_holds(
                 conn, ttl=ttl, with_checkout=False, skip=(), limit=settings.sweep_batch_size
             )
-            await settle.lock_enrollments(conn, holds)
+            await lock_enrollments(conn, (h.enrollment_id for h in holds if h.enrollment_id is not None))
             expired = await settle.expire(conn, [(h, "ttl") for h in holds])
             return len(holds), {"holds_expired": expired}
 
@@ -170,7 +171,7 @@ async def settle_with_stripe(
         else:
             waiting.add(hold.session_id)
 
-    totals = await settle.lock_enrollments(conn, holds)
+    totals = await lock_enrollments(conn, (h.enrollment_id for h in holds if h.enrollment_id is not None))
     confirmed = await settle.confirm(conn, confirm, totals)
     expired = await settle.expire(conn, expire)
     if failures:

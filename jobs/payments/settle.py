@@ -48,21 +48,6 @@ class Hold:
         return f"{action}:{self.enrollment_id}:{session}:{self.student_id}"
 
 
-async def lock_enrollments(conn: AsyncConnection, holds: list[Hold]) -> dict[UUID, int | None]:
-    """Lock the holds' enrollments in id order; return their ``sessions_total``."""
-    ids = sorted({h.enrollment_id for h in holds if h.enrollment_id is not None})
-    if not ids:
-        return {}
-    rows = await conn.execute(
-        select(e.id, e.sessions_total)
-        .where(e.id.in_(ids))
-        .order_by(e.id)
-        # NO KEY UPDATE still lets the ledger's foreign key take its KEY SHARE lock
-        .with_for_update(key_share=True)
-    )
-    return dict(rows.all())
-
-
 async def confirm(conn: AsyncConnection, paid: list[tuple[Hold, Checkout]], totals: dict) -> int:
     """Stripe says these holds were paid: book them as if the webhook had arrived."""
     if not paid:

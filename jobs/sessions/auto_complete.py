@@ -39,6 +39,7 @@ from db.pinteach import (
 )
 from jobfleet.payloads import Sweep
 from jobs.credits.closing import close_finished_enrollments
+from jobs.credits.locking import lock_enrollments
 from jobs.deps import Deps
 from jobs.sweep import sweep
 
@@ -172,16 +173,7 @@ async def consume_credits(conn: AsyncConnection, consumers: list[Consumer]) -> l
     """Insert the CONSUME rows and move the counters for those this call inserted; return them."""
     if not consumers:
         return []
-    enrollment_ids = sorted({c.enrollment_id for c in consumers})
-    # Lock the enrollments in one order before anything references them, so that two batches
-    # sharing enrollments queue up instead of deadlocking. NO KEY UPDATE still lets the ledger's
-    # foreign key take its KEY SHARE lock.
-    await conn.execute(
-        select(enrollments.c.id)
-        .where(enrollments.c.id.in_(enrollment_ids))
-        .order_by(enrollments.c.id)
-        .with_for_update(key_share=True)
-    )
+    await lock_enrollments(conn, (c.enrollment_id for c in consumers))
     inserted_keys = set(
         (
             await conn.execute(
