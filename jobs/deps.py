@@ -1,6 +1,6 @@
 """What a job is given to work with: settings and database engines, built once per process."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +21,10 @@ class Deps:
             pinteach=pinteach_engine(settings.pinteach_dsn),
             pickatale=pickatale_engine(settings.pickatale_dsn, prefix=settings.pickatale_db_prefix),
         )
+
+    def with_settings(self, **update: object) -> "Deps":
+        """The same engines with some settings changed (a smaller batch, another API base)."""
+        return replace(self, settings=self.settings.model_copy(update=update))
 
     async def close(self) -> None:
         await self.pinteach.dispose()

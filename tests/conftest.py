@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobfleet.settings import Settings, load_settings
 from jobs.deps import Deps
 from tests import services
+from tests.factories import PinTeach
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +71,9 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def seed(pg: AsyncEngine) -> PinTeach:
+    """Factories for PinTeach rows, on emptied tables."""
+    return PinTeach(pg)

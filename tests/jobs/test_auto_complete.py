@@ -1,17 +1,11 @@
 import asyncio
 
-import pytest
 from sqlalchemy import func, select
 
 from db import pinteach as t
 from jobfleet.payloads import Sweep
 from jobs.sessions import auto_complete
-from tests.factories import PinTeach, ago, ahead
-
-
-@pytest.fixture
-def seed(pg) -> PinTeach:
-    return PinTeach(pg)
+from tests.factories import ago, ahead
 
 
 async def run(deps):
@@ -169,8 +163,7 @@ async def test_sweeps_in_batches_until_nothing_is_due(deps, seed):
     service = await seed.service(teacher)
     for i in range(7):
         await seed.session(service, teacher, ends_at=ago(minutes=30 + i))
-    small = deps.settings.model_copy(update={"sweep_batch_size": 3})
-    deps_small = type(deps)(settings=small, pinteach=deps.pinteach, pickatale=deps.pickatale)
+    deps_small = deps.with_settings(sweep_batch_size=3)
 
     assert (await auto_complete.run(deps_small, Sweep()))["completed"] == 7
 
@@ -191,8 +184,7 @@ async def test_two_concurrent_sweeps_complete_each_session_once(deps, seed):
             student_id=students[k],
             ends_at=ago(minutes=20 + i),
         )
-    small = deps.settings.model_copy(update={"sweep_batch_size": 7})
-    deps_small = type(deps)(settings=small, pinteach=deps.pinteach, pickatale=deps.pickatale)
+    deps_small = deps.with_settings(sweep_batch_size=7)
 
     a, b = await asyncio.gather(
         auto_complete.run(deps_small, Sweep()), auto_complete.run(deps_small, Sweep())

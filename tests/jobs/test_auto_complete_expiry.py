@@ -2,19 +2,12 @@
 
 import asyncio
 
-import pytest
-
 from db import pinteach as t
 from jobfleet.payloads import Sweep
 from jobs.credits import expire
 from jobs.credits.closing import expire_key
 from jobs.sessions import auto_complete
-from tests.factories import PinTeach, ago
-
-
-@pytest.fixture
-def seed(pg) -> PinTeach:
-    return PinTeach(pg)
+from tests.factories import ago
 
 
 async def complete(deps) -> dict[str, int]:

@@ -15,17 +15,6 @@ pytestmark = pytest.mark.asyncio
 NOTHING = {"expired": 0, "credits_expired": 0, "expiring_notices": 0}
 
 
-@pytest.fixture
-def seed(pg) -> PinTeach:
-    return PinTeach(pg)
-
-
-def with_settings(deps: Deps, **update) -> Deps:
-    return Deps(
-        settings=deps.settings.model_copy(update=update), pinteach=deps.pinteach, pickatale=deps.pickatale
-    )
-
-
 async def run(deps: Deps) -> dict[str, int]:
     return await expire.run(deps, Sweep())
 
@@ -184,7 +173,7 @@ async def test_two_concurrent_sweeps_expire_each_enrollment_once(deps, seed):
             sessions_scheduled=i % 2,  # half keep booked sessions and stay active
             valid_until=ago(hours=1 + i),
         )
-    small = with_settings(deps, sweep_batch_size=4)
+    small = deps.with_settings(sweep_batch_size=4)
 
     a, b = await asyncio.gather(run(small), run(small))
 
@@ -232,7 +221,7 @@ async def test_expiry_notice_once_per_enrollment(deps, seed):
 
 async def test_notice_window_is_a_setting(deps, seed):
     await enrollment(seed, valid_until=ahead(days=10))
-    assert (await run(with_settings(deps, credits_expiry_notice_days=14)))["expiring_notices"] == 1
+    assert (await run(deps.with_settings(credits_expiry_notice_days=14)))["expiring_notices"] == 1
 
 
 async def test_a_second_enrollment_of_the_same_student_gets_its_own_notice(deps, seed):
@@ -248,7 +237,7 @@ async def test_a_second_enrollment_of_the_same_student_gets_its_own_notice(deps,
 async def test_concurrent_sweeps_send_each_notice_once(deps, seed):
     for i in range(30):
         await enrollment(seed, valid_until=ahead(days=1, hours=i))
-    small = with_settings(deps, sweep_batch_size=3)
+    small = deps.with_settings(sweep_batch_size=3)
 
     results = await asyncio.gather(*(run(small) for _ in range(4)))
 

@@ -9,7 +9,7 @@ from db import pinteach as t
 from jobfleet.payloads import Sweep
 from jobs.errors import Permanent, Transient
 from jobs.payments import demo, expire_holds
-from tests.factories import PinTeach, ago, ahead
+from tests.factories import ago, ahead
 from tests.fakes.stripe_server import API_KEY, FakeStripe, StripeServer
 
 ACCOUNT = "acct_1TeacherConnect"
@@ -30,18 +30,7 @@ def stripe(stripe_server) -> FakeStripe:
 
 @pytest.fixture
 def paid_deps(deps, stripe_server):
-    return with_settings(deps, stripe_api_key=SecretStr(API_KEY), stripe_api_base=stripe_server.base_url)
-
-
-@pytest.fixture
-def seed(pg) -> PinTeach:
-    return PinTeach(pg)
-
-
-def with_settings(deps, **changes):
-    return type(deps)(
-        settings=deps.settings.model_copy(update=changes), pinteach=deps.pinteach, pickatale=deps.pickatale
-    )
+    return deps.with_settings(stripe_api_key=SecretStr(API_KEY), stripe_api_base=stripe_server.base_url)
 
 
 async def run(deps):
@@ -134,7 +123,7 @@ async def test_an_expired_credit_hold_expires_and_cancels_its_unpaid_enrollment(
 
 async def test_the_ttl_setting_decides_when_a_hold_is_due(paid_deps, seed, stripe):
     ids = await hold(seed, minutes_old=10)
-    assert (await run(with_settings(paid_deps, hold_ttl_minutes=5)))["holds_expired"] == 1
+    assert (await run(paid_deps.with_settings(hold_ttl_minutes=5)))["holds_expired"] == 1
     assert (await session_of(seed, ids)).status == "expired"
 
 
@@ -381,7 +370,7 @@ async def test_a_rate_limit_is_retried_and_what_stripe_answered_is_kept(paid_dep
 
 async def test_a_connection_error_is_transient(paid_deps, seed, stripe):
     ids = await hold(seed, "cs_test_anything")
-    unreachable = with_settings(paid_deps, stripe_api_base="http://127.0.0.1:9")
+    unreachable = paid_deps.with_settings(stripe_api_base="http://127.0.0.1:9")
 
     with pytest.raises(Transient, match="cannot reach Stripe"):
         await run(unreachable)
@@ -393,7 +382,7 @@ async def test_a_refused_api_key_fails_loudly_and_touches_no_hold(paid_deps, see
     a = await hold(seed, opened, minutes_old=60)
     b = await hold(seed, stripe.checkout(status="complete", payment_status="paid"), minutes_old=50)
     plain = await hold(seed)
-    wrong_key = with_settings(paid_deps, stripe_api_key=SecretStr("sk_test_revoked"))
+    wrong_key = paid_deps.with_settings(stripe_api_key=SecretStr("sk_test_revoked"))
 
     with pytest.raises(Permanent, match="JOBFLEET_STRIPE_API_KEY") as failure:
         await run(wrong_key)
@@ -430,7 +419,7 @@ async def test_a_crash_after_expiring_at_stripe_is_finished_by_the_next_run(paid
 
 async def test_without_a_key_checkout_holds_are_left_alone_with_one_warning(deps, seed, stripe):
     assert deps.settings.stripe_api_key is None
-    small = with_settings(deps, sweep_batch_size=1)
+    small = deps.with_settings(sweep_batch_size=1)
     plain = [await hold(seed), await hold(seed)]
     checkout = await hold(seed, "cs_test_paid_maybe")
 
@@ -475,7 +464,7 @@ async def test_two_concurrent_sweeps_settle_each_hold_once(paid_deps, seed, stri
         )
         await seed.insert(t.session_payment, session_id=session, stripe_checkout_session_id=checkout)
         holds.append((session, enrollment, kind))
-    small = with_settings(paid_deps, stripe_batch_size=3, sweep_batch_size=4, stripe_concurrency=2)
+    small = paid_deps.with_settings(stripe_batch_size=3, sweep_batch_size=4, stripe_concurrency=2)
 
     a, b = await asyncio.gather(run(small), run(small))
 

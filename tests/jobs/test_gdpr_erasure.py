@@ -21,11 +21,6 @@ OTHER = {"name": "Oskar Keepme", "email": "oskar.keep@example.net", "phone": "+4
 
 
 @pytest.fixture
-def seed(pg) -> PinTeach:
-    return PinTeach(pg)
-
-
-@pytest.fixture
 def drive():
     server = DriveServer().start()
     yield server

@@ -30,13 +30,7 @@ def stripe(stripe_server) -> FakeStripe:
 
 @pytest.fixture
 def paid_deps(deps, stripe_server):
-    return with_settings(deps, stripe_api_key=SecretStr(API_KEY), stripe_api_base=stripe_server.base_url)
-
-
-def with_settings(deps, **changes):
-    return type(deps)(
-        settings=deps.settings.model_copy(update=changes), pinteach=deps.pinteach, pickatale=deps.pickatale
-    )
+    return deps.with_settings(stripe_api_key=SecretStr(API_KEY), stripe_api_base=stripe_server.base_url)
 
 
 def utcnow() -> datetime:
@@ -151,7 +145,7 @@ async def test_an_unpaid_subscription_starts_the_grace_period(paid_deps, license
     license_id = await licenses.add(sub=subscription(stripe, status))
     before = utcnow()
 
-    assert await run(with_settings(paid_deps, license_grace_days=2)) == {
+    assert await run(paid_deps.with_settings(license_grace_days=2)) == {
         "reconciled": 1,
         "expired": 0,
         "past_due": 1,
@@ -221,7 +215,7 @@ async def test_a_rate_limit_is_retried_and_stripe_free_rules_still_apply(paid_de
 async def test_a_refused_api_key_fails_loudly_and_changes_no_subscribed_license(paid_deps, licenses, stripe):
     billed = await licenses.add(sub=subscription(stripe, "canceled"))
     trial = await licenses.add(state="trialing", tier="trial")
-    wrong_key = with_settings(paid_deps, stripe_api_key=SecretStr("sk_test_revoked"))
+    wrong_key = paid_deps.with_settings(stripe_api_key=SecretStr("sk_test_revoked"))
 
     with pytest.raises(Permanent, match="JOBFLEET_STRIPE_API_KEY"):
         await run(wrong_key)
@@ -254,7 +248,7 @@ async def test_two_concurrent_runs_reconcile_each_license_once(paid_deps, licens
         await licenses.add(sub=subscription(stripe, statuses[i % 3]))
     for _ in range(6):
         await licenses.add(state="trialing", tier="trial")
-    small = with_settings(paid_deps, stripe_batch_size=3, sweep_batch_size=2, stripe_concurrency=2)
+    small = paid_deps.with_settings(stripe_batch_size=3, sweep_batch_size=2, stripe_concurrency=2)
 
     a, b = await asyncio.gather(run(small), run(small))
 

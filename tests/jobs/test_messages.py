@@ -13,17 +13,6 @@ from tests.factories import PinTeach, ago, ahead
 sm = t.scheduled_messages.c
 
 
-@pytest.fixture
-def seed(pg) -> PinTeach:
-    return PinTeach(pg)
-
-
-def with_settings(deps: Deps, **update) -> Deps:
-    return Deps(
-        settings=deps.settings.model_copy(update=update), pinteach=deps.pinteach, pickatale=deps.pickatale
-    )
-
-
 async def sweep(deps: Deps) -> dict[str, int]:
     return await deliver_due.run(deps, Sweep())
 
@@ -143,7 +132,7 @@ async def test_a_crash_half_way_is_finished_by_the_next_run(deps, seed):
 async def test_sweeps_and_queued_jobs_racing_deliver_each_message_once(deps, seed):
     teacher = await seed.teacher()
     ids = [await message(seed, teacher, scheduled_for=ago(seconds=i)) for i in range(40)]
-    small = with_settings(deps, sweep_batch_size=3)
+    small = deps.with_settings(sweep_batch_size=3)
 
     results = await asyncio.gather(
         sweep(small),

@@ -15,17 +15,6 @@ w = t.waitlist_entries.c
 NOTHING = {"offers_expired": 0, "offers_made": 0}
 
 
-@pytest.fixture
-def seed(pg) -> PinTeach:
-    return PinTeach(pg)
-
-
-def with_settings(deps: Deps, **update) -> Deps:
-    return Deps(
-        settings=deps.settings.model_copy(update=update), pinteach=deps.pinteach, pickatale=deps.pickatale
-    )
-
-
 async def sweep(deps: Deps) -> dict[str, int]:
     return await expire_offers.run(deps, Sweep())
 
@@ -123,7 +112,7 @@ async def test_the_offer_window_is_a_setting(deps, seed):
     wl = await Waitlist.create(seed)
     await wl.expired_offer()
     nxt = await wl.entry(position=1)
-    await sweep(with_settings(deps, waitlist_offer_hours=24))
+    await sweep(deps.with_settings(waitlist_offer_hours=24))
     offered = await seed.row(t.waitlist_entries, w.id == nxt)
     assert offered.offer_expires_at - offered.notified_at == timedelta(hours=24)
 
@@ -247,7 +236,7 @@ async def race_setup(seed: PinTeach, services: int) -> list[Waitlist]:
 
 async def test_sweep_racing_offer_next_never_offers_one_seat_twice(deps, seed):
     lists = await race_setup(seed, services=8)
-    small = with_settings(deps, sweep_batch_size=3)
+    small = deps.with_settings(sweep_batch_size=3)
 
     results = await asyncio.gather(
         sweep(small), sweep(small), *(offer(deps, wl.service_id) for wl in lists for _ in range(2))
