@@ -56,7 +56,7 @@ class Credentials:
         return ok_user and ok_password
 
     def new_session(self, now: float | None = None) -> str:
-        value = f"{int((now or time.time()) + SESSION_TTL_S)}.{secrets.token_hex(8)}"
+        value = f"{int((time.time() if now is None else now) + SESSION_TTL_S)}.{secrets.token_hex(8)}"
         return f"{value}.{self.sign('session|' + value)}"
 
     def session_identity(self, cookie: str, now: float | None = None) -> str | None:
@@ -64,7 +64,7 @@ class Credentials:
         if not value or not hmac.compare_digest(signature, self.sign("session|" + value)):
             return None
         expires, _, nonce = value.partition(".")
-        if not expires.isdigit() or int(expires) < (now or time.time()):
+        if not expires.isdigit() or int(expires) < (time.time() if now is None else now):
             return None
         return f"session:{nonce}"
 

@@ -41,7 +41,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _masked_json(value: Any) -> str:
-    return json.dumps(mask(value), indent=2, sort_keys=True, default=str)
+    return json.dumps(mask(value), indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
 TEMPLATES.env.filters.update(
