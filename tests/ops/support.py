@@ -99,9 +99,10 @@ async def live_worker(settings: Settings, deps: Deps, redis: Redis, queue: str =
 async def eventually(check, timeout_s: float = 10, interval_s: float = 0.05):
     """Poll ``check`` (async, returns truthy when done) until it holds; fail with its last value."""
     async with asyncio.timeout(timeout_s):
-        while not (result := await check()):
+        while True:
+            if result := await check():
+                return result
             await asyncio.sleep(interval_s)
-    return result
 
 
 class CountingConnection(Connection):
