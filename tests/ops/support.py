@@ -111,13 +111,10 @@ class CountingConnection(Connection):
     commands: Counter[str] = Counter()
 
     def pack_command(self, *args):
-        CountingConnection.commands[str(args[0]).upper()] += 1
+        # pipelines pack each of their commands through here too
+        name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
+        CountingConnection.commands[name.upper()] += 1
         return super().pack_command(*args)
-
-    def pack_commands(self, commands):
-        for args in commands:
-            CountingConnection.commands[str(args[0]).upper()] += 1
-        return super().pack_commands(commands)
 
 
 @contextlib.asynccontextmanager
