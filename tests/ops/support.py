@@ -6,6 +6,8 @@ import importlib
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
+from html import unescape
+from urllib.parse import quote
 
 import httpx
 from arq.connections import RedisSettings
@@ -142,9 +144,18 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-async def post(
-    client: httpx.AsyncClient, url: str, data: dict | None = None, page: str = "/"
-) -> httpx.Response:
-    """Submit a form as the browser does: with the CSRF token of a page just loaded."""
-    token = csrf_of((await client.get(page)).text)
-    return await client.post(url, data={"csrf": token, **(data or {})})
+def form_csrf(html: str, action: str) -> str:
+    """The CSRF token in the form that posts to ``action``."""
+    forms = re.findall(
+        r'<form method="post" action="([^"]+)"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]*)"', html
+    )
+    tokens = [token for url, token in forms if unescape(url) == action]
+    assert tokens, f"the page has no form posting to {action}"
+    assert tokens[0], f"the form posting to {action} has an empty CSRF token"
+    return tokens[0]
+
+
+async def post(client: httpx.AsyncClient, url: str, page: str, data: dict | None = None) -> httpx.Response:
+    """Submit the form of ``page`` that posts to ``url``, as a browser does."""
+    html = (await client.get(page)).text
+    return await client.post(url, data={"csrf": form_csrf(html, quote(url)), **(data or {})})

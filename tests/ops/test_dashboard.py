@@ -8,9 +8,14 @@ from html import unescape
 from jobfleet import keys, wire
 from jobfleet.producer import Producer
 from tests.factories import PinTeach, ago
-from tests.ops.support import dashboard, eventually, live_worker, post, run_burst
+from tests.ops.support import csrf_of, dashboard, eventually, live_worker, post, run_burst
 from workers import history
 from workers.failures import FailureRecord
+
+
+async def post_anyway(client, url: str):
+    """POST an action no page offers now (a stale tab), with a valid CSRF token."""
+    return await client.post(url, data={"csrf": csrf_of((await client.get("/workers")).text)})
 
 
 def cells(html: str) -> str:
@@ -157,11 +162,11 @@ async def test_delete_one_retry_all_and_delete_all(settings, deps, redis):
             job_id=f"f{i}", job="fleet.noop", queue=keys.QUEUE_DEFAULT, payload={}, tries=1, error="x"
         )
     async with dashboard(settings) as client:
-        assert (await post(client, "/failed/f0/delete")).status_code == 303
+        assert (await post(client, "/failed/f0/delete", page="/failed")).status_code == 303
         assert await record.get("f0") is None and await record.count() == 2
-        assert (await post(client, "/failed/f0/delete")).status_code == 404
+        assert (await post_anyway(client, "/failed/f0/delete")).status_code == 404
 
-        done = await post(client, "/failed/retry-all")
+        done = await post(client, "/failed/retry-all", page="/failed")
         assert done.status_code == 303 and await record.count() == 0
         assert await redis.zcard(keys.QUEUE_DEFAULT) == 2
         assert "retried 2 job(s)" in (await client.get("/failed")).text
@@ -170,7 +175,7 @@ async def test_delete_one_retry_all_and_delete_all(settings, deps, redis):
             await record.record(
                 job_id=f"g{i}", job="fleet.noop", queue=keys.QUEUE_DEFAULT, payload={}, tries=1, error="y"
             )
-        assert (await post(client, "/failed/delete-all")).status_code == 303
+        assert (await post(client, "/failed/delete-all", page="/failed")).status_code == 303
         assert await record.count() == 0
 
 
@@ -196,7 +201,7 @@ async def test_abort_a_running_job(settings, deps, redis):
         await eventually(aborted)
         assert "aborted" in cells((await client.get(f"/jobs/{job_id}")).text)
         assert await FailureRecord(redis).count() == 0, "an abort is not a failure"
-        not_running = await post(client, f"/jobs/{job_id}/abort")
+        not_running = await post_anyway(client, f"/jobs/{job_id}/abort")
         assert not_running.status_code == 303 and await redis.zscore(keys.ABORT_JOBS, job_id) is None
 
 
@@ -204,7 +209,7 @@ async def test_cancel_a_deferred_job(settings, redis):
     job_id = await Producer(redis).enqueue("fleet.noop", defer_by=3600)
     async with dashboard(settings) as client:
         assert "deferred" in cells((await client.get(f"/jobs/{job_id}")).text)
-        assert (await post(client, f"/jobs/{job_id}/cancel")).status_code == 303
+        assert (await post(client, f"/jobs/{job_id}/cancel", page=f"/jobs/{job_id}")).status_code == 303
     assert await redis.zcard(keys.QUEUE_DEFAULT) == 0
 
 
@@ -228,7 +233,7 @@ async def test_schedules_show_the_last_run_and_run_now_enqueues_a_sweep(settings
             r"[\d.]+ (ms|s) completed 1 pending_review 0 credits_consumed 1",
             after,
         ), after
-        assert (await post(client, "/schedules/no.such/run")).status_code == 404
+        assert (await post_anyway(client, "/schedules/no.such/run")).status_code == 404
 
 
 async def test_workers_page_shows_heartbeat_queues_concurrency_and_counts(settings, deps, redis):
