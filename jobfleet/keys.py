@@ -6,6 +6,7 @@ non-Python producer that writes arq's layout interoperate. Everything the fleet 
 """
 
 from arq.constants import (
+    abort_jobs_ss,
     in_progress_key_prefix,
     job_key_prefix,
     result_key_prefix,
@@ -42,6 +43,18 @@ WORKER_PREFIX = "jobfleet:worker:"
 # Scheduler: the last tick claimed per schedule, and the last run of each scheduled job.
 SCHEDULE_TICK_PREFIX = "jobfleet:schedule:tick:"
 SCHEDULE_LAST_RUN = "jobfleet:schedule:last-run"
+SCHEDULE_LAST_SUCCESS = "jobfleet:schedule:last-success"
+
+# Job history: finished job ids by finish time (ms), all together and per job name, per status and
+# per name and status, each capped. Members are "{status}|{job}|{job_id}", so a page of the index
+# says what each job was without reading its (possibly expired) result.
+HISTORY_INDEX = "jobfleet:history"
+HISTORY_PREFIX = "jobfleet:history:"
 
 # Counters per job name and outcome, read by /metrics and the dashboard.
 STATS_PREFIX = "jobfleet:stats:"
+STATS_MINUTE_PREFIX = "jobfleet:stats:minute:"
+STATS_HOUR_PREFIX = "jobfleet:stats:hour:"
+
+# arq's abort request set (job id -> request time ms), read by workers started with allow_abort_jobs.
+ABORT_JOBS = abort_jobs_ss

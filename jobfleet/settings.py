@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     dashboard_token: SecretStr | None = None
     dashboard_user: str | None = None
     dashboard_password: SecretStr | None = None
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(default=8765, ge=1, le=65535)
+    # domain-health queries run at most once per this many seconds, whoever asks (pages, /metrics)
+    domain_health_cache_s: float = Field(default=30, ge=0)
+    domain_health_timeout_s: float = Field(default=5, gt=0)
+
+    # Finished jobs kept in each history index (all, per job name, per status)
+    history_max_jobs: int = Field(default=200_000, ge=100)
 
     @field_validator("redis_url")
     @classmethod

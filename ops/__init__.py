@@ -1,0 +1,1 @@
+"""Operating the fleet: the dashboard, /metrics, domain health and the terminal status view."""

@@ -185,6 +185,24 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     return _run(audit(settings, args))
 
 
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.dashboard.serve import UnsafeAddress, serve
+    from workers.logging import configure
+
+    configure(settings.log_level, settings.log_format)
+    try:
+        return serve(settings, args.host, args.port)
+    except UnsafeAddress as e:
+        print(f"jobfleet: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from ops import status
+
+    return _run(status.main(settings, as_json=args.json, failed_limit=args.failed))
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from workers import demo
 
@@ -279,6 +297,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="one JSON object per violation")
     p.add_argument("--skip-pickatale", action="store_true", help="check PinTeach only")
+
+    p = command(
+        "dashboard",
+        cmd_dashboard,
+        "Serve the web dashboard (queues, jobs, failures, schedules, workers, domain health, /metrics)",
+    )
+    p.add_argument("--host", help="address to listen on (JOBFLEET_DASHBOARD_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (JOBFLEET_DASHBOARD_PORT, default 8765)")
+
+    p = command("status", cmd_status, "Print the queues, failed jobs and schedules as tables")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    p.add_argument("--failed", type=int, default=10, metavar="N", help="newest failed jobs to list (10)")
 
     command("demo", cmd_demo, "Create demo databases with realistic data and run a worker that sweeps them")
     return parser

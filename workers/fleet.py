@@ -19,6 +19,7 @@ from jobs.deps import Deps
 from jobs.retention.policies import load_policies
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
+from workers.last_runs import LastRuns
 from workers.scheduler import Scheduler, load_schedules
 from workers.stats import Stats
 from workers.worker import FleetWorker, build_worker
@@ -77,7 +78,8 @@ class Fleet:
             concurrency=settings.worker_max_jobs,
         )
         try:
-            await asyncio.gather(*(self._supervise(q, deps, failures, stats) for q in self.queues))
+            last_runs = LastRuns(redis)
+            await asyncio.gather(*(self._supervise(q, deps, failures, stats, last_runs) for q in self.queues))
         finally:
             for task in background:
                 task.cancel()
@@ -88,7 +90,9 @@ class Fleet:
             await redis.aclose()
             log.info("fleet_stopped", worker_id=self.worker_id, jobs=dict(stats.totals))
 
-    async def _supervise(self, queue: str, deps: Deps, failures: FailureRecord, stats: Stats) -> None:
+    async def _supervise(
+        self, queue: str, deps: Deps, failures: FailureRecord, stats: Stats, last_runs: LastRuns
+    ) -> None:
         settings = self.settings
         delay_s = 1.0
         while not self.stopping.is_set():
@@ -102,6 +106,8 @@ class Fleet:
                 poll_delay_s=settings.worker_poll_delay_s,
                 shutdown_grace_s=settings.shutdown_grace_s,
                 burst=self.burst,
+                history_max_jobs=settings.history_max_jobs,
+                last_runs=last_runs,
             )
             self.workers[queue] = worker
             try:

@@ -12,12 +12,14 @@ from typing import Any
 import structlog
 from arq import Retry
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from jobfleet.catalog import JobSpec
 from jobfleet.payloads import Payload
 from jobfleet.producer import InvalidPayload
 from jobs.deps import Deps
 from workers.failures import FailureRecord
+from workers.last_runs import LastRuns
 from workers.retrying import backoff_s, is_transient
 from workers.stats import RunningJob, Stats
 
@@ -48,13 +50,41 @@ class JobRunner:
     """Holds what one job name needs; arq calls its ``run``."""
 
     def __init__(
-        self, spec: JobSpec, handler: Handler, deps: Deps, failures: FailureRecord, stats: Stats
+        self,
+        spec: JobSpec,
+        handler: Handler,
+        deps: Deps,
+        failures: FailureRecord,
+        stats: Stats,
+        last_runs: LastRuns | None = None,
     ) -> None:
         self.spec = spec
         self.handler = handler
         self.deps = deps
         self.failures = failures
         self.stats = stats
+        # only sweeps run on a schedule; their last run is what the dashboard's schedules page shows
+        self.last_runs = last_runs if spec.kind == "sweep" else None
+
+    async def _record_last_run(self, ctx: dict[str, Any], start: float, outcome: str, **details: Any) -> None:
+        if self.last_runs is None:
+            return
+        duration_s = time.perf_counter() - start
+        try:
+            await asyncio.shield(
+                self.last_runs.record(
+                    self.spec.name,
+                    job_id=ctx["job_id"],
+                    job_try=ctx["job_try"],
+                    started_at=time.time() - duration_s,
+                    duration_s=duration_s,
+                    outcome=outcome,
+                    **details,
+                )
+            )
+        except (RedisError, OSError) as e:
+            # the run's outcome stands; only the dashboard's note of it is lost
+            log.warning("last_run_not_recorded", job=self.spec.name, job_id=ctx["job_id"], error=str(e))
 
     async def run(self, ctx: dict[str, Any], *args: Any, **payload: Any) -> dict[str, Any]:
         spec = self.spec
@@ -88,6 +118,7 @@ class JobRunner:
                     duration_ms=duration_ms,
                     max_tries=spec.max_tries,
                 )
+                await self._record_last_run(ctx, start, "retrying", error=_describe(exc))
                 raise Retry(defer=delay) from exc
             self.stats.ended(job_id, spec.name, "failed", duration_ms / 1000)
             error = _describe(exc)
@@ -105,9 +136,11 @@ class JobRunner:
                 )
             )
             bound.error("job_failed", error=error, duration_ms=duration_ms)
+            await self._record_last_run(ctx, start, "failed", error=error)
             raise JobFailed(error) from None
         self.stats.ended(job_id, spec.name, "succeeded", time.perf_counter() - start, result)
         bound.info("job_succeeded", duration_ms=_ms(start), result=result)
+        await self._record_last_run(ctx, start, "succeeded", counts=result)
         return result
 
 

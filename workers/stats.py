@@ -14,6 +14,7 @@ from jobfleet import keys
 
 DURATION_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 MINUTE_BUCKET_TTL_S = 26 * 3600
+HOUR_BUCKET_TTL_S = 8 * 24 * 3600
 OUTCOMES = ("started", "succeeded", "failed", "retried")
 
 
@@ -32,6 +33,8 @@ class Stats:
     duration_sum_s: Counter[str] = field(default_factory=Counter)
     running: dict[str, RunningJob] = field(default_factory=dict)
     totals: Counter[str] = field(default_factory=Counter)  # this process, for its health record
+    # job id -> (job, outcome) of runs that ended for good, until the worker's finish_job takes it
+    finished: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def started(self, job: RunningJob) -> None:
         self.running[job.job_id] = job
@@ -41,6 +44,8 @@ class Stats:
         self, job_id: str, job: str, outcome: str, duration_s: float, rows: dict[str, int] | None = None
     ) -> None:
         self.running.pop(job_id, None)
+        if outcome != "retried":
+            self.finished[job_id] = (job, outcome)
         self.counts[(job, outcome)] += 1
         self.totals[outcome] += 1
         self.duration_sum_s[job] += duration_s
@@ -57,16 +62,20 @@ class Stats:
             return
         counts, self.counts = self.counts, Counter()
         sums, self.duration_sum_s = self.duration_sum_s, Counter()
-        minute_key = f"{keys.STATS_PREFIX}minute:{int(time.time() // 60)}"
+        now = time.time()
+        minute_key = f"{keys.STATS_MINUTE_PREFIX}{int(now // 60)}"
+        hour_key = f"{keys.STATS_HOUR_PREFIX}{int(now // 3600)}"
         try:
             async with redis.pipeline(transaction=False) as pipe:
                 for (job, name), n in counts.items():
                     pipe.hincrby(keys.STATS_PREFIX + job, name, n)
                     if name in OUTCOMES:
                         pipe.hincrby(minute_key, f"{job}|{name}", n)
+                        pipe.hincrby(hour_key, f"{job}|{name}", n)
                 for job, s in sums.items():
                     pipe.hincrbyfloat(keys.STATS_PREFIX + job, "duration_sum", s)
                 pipe.expire(minute_key, MINUTE_BUCKET_TTL_S)
+                pipe.expire(hour_key, HOUR_BUCKET_TTL_S)
                 pipe.sadd(keys.STATS_PREFIX + "jobs", *{job for job, _ in counts} | set(sums))
                 await pipe.execute()
         except Exception:

@@ -1,20 +1,27 @@
-"""One arq worker per queue, with the fleet's JSON wire format and its failure record.
+"""One arq worker per queue, with the fleet's JSON wire format, its failure record and job history.
 
 arq itself fails a job without calling our code when the job cannot be decoded, names an unknown
 function, has expired, or has exhausted its tries because workers died under it. All of those pass
 through ``finish_failed_job``, so that is where they join the failure record.
+
+Every finished job joins the history (workers/history.py) inside arq's own finish transaction:
+``finish_job`` and ``finish_failed_job`` are arq 0.28's, with the history writes added.
 """
 
 from typing import Any
 
 import structlog
 from arq.connections import RedisSettings
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
+from arq.utils import timestamp_ms, to_ms
 from arq.worker import Worker, func
 
 from jobfleet import keys, wire
 from jobfleet.catalog import JOBS, JobSpec
 from jobs.deps import Deps
 from workers.failures import FailureRecord
+from workers.history import HistoryWriter
+from workers.last_runs import LastRuns
 from workers.runner import JobRunner, load_handler
 from workers.stats import Stats
 
@@ -22,17 +29,90 @@ log = structlog.get_logger("jobfleet.worker")
 MAX_RAW_CHARS = 2000
 
 
+def _aborted(result: dict[str, Any]) -> bool:
+    error = result.get("r")
+    return isinstance(error, dict) and error.get("error") == "CancelledError"
+
+
+def _decode(result_data: bytes | None) -> dict[str, Any]:
+    try:
+        result = wire.decode(result_data) if result_data else {}
+    except ValueError:
+        return {}
+    return result if isinstance(result, dict) else {}
+
+
 class FleetWorker(Worker):
-    def __init__(self, *args: Any, failures: FailureRecord | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        failures: FailureRecord | None = None,
+        stats: Stats | None = None,
+        history_max_jobs: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.failures = failures
+        self.stats = stats
+        self.history_max_jobs = history_max_jobs
+        self.history: HistoryWriter | None = None
+
+    def _history(self) -> HistoryWriter | None:
+        # arq creates its pool in main(); the writer registers its script on that pool
+        if self.history is None and self.history_max_jobs:
+            self.history = HistoryWriter(self.pool, self.history_max_jobs)
+        return self.history
+
+    def _history_status(self, job_id: str, result_data: bytes | None) -> tuple[str, str]:
+        """(job name, status) of a job arq finishes: the runner left its outcome in the stats."""
+        if self.stats is not None and (known := self.stats.finished.pop(job_id, None)):
+            return known
+        # Rare paths: aborted while running, or arq's backstop timeout cancelled the runner.
+        result = _decode(result_data)
+        status = "aborted" if not result or _aborted(result) else "failed"
+        return result.get("f") or "<unknown>", status
+
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        async with self.pool.pipeline(transaction=True) as tr:
+            delete_keys = []
+            in_progress_key = in_progress_key_prefix + job_id
+            if keep_in_progress is None:
+                delete_keys += [in_progress_key]
+            else:
+                tr.pexpire(in_progress_key, to_ms(keep_in_progress))
+
+            if finish:
+                if result_data:
+                    expire = None if keep_result_forever else result_timeout_s
+                    tr.set(keys.result_key_prefix + job_id, result_data, px=to_ms(expire))
+                delete_keys += [retry_key_prefix + job_id, job_key_prefix + job_id]
+                tr.zrem(abort_jobs_ss, job_id)
+                tr.zrem(self.queue_name, job_id)
+                if history := self._history():
+                    history.add(tr, job_id, *self._history_status(job_id, result_data), timestamp_ms())
+            elif incr_score:
+                tr.zincrby(self.queue_name, incr_score, job_id)
+            if delete_keys:
+                tr.delete(*delete_keys)
+            await tr.execute()
 
     async def finish_failed_job(self, job_id: str, result_data: bytes | None) -> None:
         raw = await self.pool.get(keys.job_key_prefix + job_id)
-        try:
-            result = wire.decode(result_data) if result_data else {}
-        except ValueError:
-            result = {}
+        result = _decode(result_data)
+        if _aborted(result):
+            # aborted before it started: an operator's decision, not a failure to record
+            log.info("job_aborted", job=result.get("f"), job_id=job_id, queue=self.queue_name)
+            await self._finish_failed(job_id, result_data, result.get("f") or "<unknown>", "aborted")
+            return
         error = result.get("r")
         message = f"{error['error']}: {error['message']}" if isinstance(error, dict) else str(error)
         if message.startswith("JobExecutionFailed: max"):
@@ -62,7 +142,20 @@ class FleetWorker(Worker):
                 if payload is not None or raw is None
                 else raw[:MAX_RAW_CHARS].decode(errors="replace"),
             )
-        await super().finish_failed_job(job_id, result_data)
+        await self._finish_failed(job_id, result_data, name, "failed")
+
+    async def _finish_failed(self, job_id: str, result_data: bytes | None, name: str, status: str) -> None:
+        async with self.pool.pipeline(transaction=True) as tr:
+            tr.delete(retry_key_prefix + job_id, in_progress_key_prefix + job_id, job_key_prefix + job_id)
+            tr.zrem(abort_jobs_ss, job_id)
+            tr.zrem(self.queue_name, job_id)
+            keep_result = self.keep_result_forever or self.keep_result_s > 0
+            if result_data is not None and keep_result:
+                expire = 0 if self.keep_result_forever else self.keep_result_s
+                tr.set(keys.result_key_prefix + job_id, result_data, px=to_ms(expire))
+            if history := self._history():
+                history.add(tr, job_id, name, status, timestamp_ms())
+            await tr.execute()
 
     async def record_health(self) -> None:
         # arq's single key per queue is overwritten by every worker and deleted by the first to stop;
@@ -82,11 +175,13 @@ def build_worker(
     shutdown_grace_s: float,
     burst: bool = False,
     specs: list[JobSpec] | None = None,
+    history_max_jobs: int | None = None,
+    last_runs: LastRuns | None = None,
 ) -> FleetWorker:
     """A worker for one queue running the catalog's jobs of that queue (or the ``specs`` given)."""
     functions = [
         func(
-            JobRunner(spec, load_handler(spec), deps, failures, stats).run,
+            JobRunner(spec, load_handler(spec), deps, failures, stats, last_runs).run,
             name=spec.name,
             # arq's own timeout is a backstop: the runner enforces the catalog's and records it
             timeout=spec.timeout_s + 10,
@@ -100,6 +195,8 @@ def build_worker(
         queue_name=queue,
         redis_settings=redis_settings,
         failures=failures,
+        stats=stats,
+        history_max_jobs=history_max_jobs,
         burst=burst,
         handle_signals=False,
         job_completion_wait=int(shutdown_grace_s),

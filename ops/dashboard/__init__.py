@@ -1,0 +1,1 @@
+"""``jobfleet dashboard``: the fleet in a browser."""
