@@ -8,6 +8,7 @@ Every finished job joins the history (workers/history.py) inside arq's own finis
 ``finish_job`` and ``finish_failed_job`` are arq 0.28's, with the history writes added.
 """
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ from arq.worker import Worker, func
 from jobfleet import keys, wire
 from jobfleet.catalog import JOBS, JobSpec
 from jobs.deps import Deps
+from workers.claiming import Claimer
 from workers.failures import FailureRecord
 from workers.history import HistoryWriter
 from workers.last_runs import LastRuns
@@ -27,6 +29,8 @@ from workers.stats import Stats
 
 log = structlog.get_logger("jobfleet.worker")
 MAX_RAW_CHARS = 2000
+IDLE_POLLS_BEFORE_BACKOFF = 50
+IDLE_POLL_DELAY_S = 0.05
 
 
 def _aborted(result: dict[str, Any]) -> bool:
@@ -56,6 +60,8 @@ class FleetWorker(Worker):
         self.stats = stats
         self.history_max_jobs = history_max_jobs
         self.history: HistoryWriter | None = None
+        self.claimer: Claimer | None = None
+        self.idle_polls = 0
 
     def _history(self) -> HistoryWriter | None:
         # arq creates its pool in main(); the writer registers its script on that pool
@@ -156,6 +162,26 @@ class FleetWorker(Worker):
             if history := self._history():
                 history.add(tr, job_id, name, status, timestamp_ms())
             await tr.execute()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        # One round trip claims the batch (arq's own start_jobs takes several per job).
+        if self.claimer is None:
+            self.claimer = Claimer(self.pool, self.queue_name, int(self.in_progress_timeout_s * 1000))
+        claimed = await self.claimer.claim(job_ids, self.max_jobs - self.job_counter, timestamp_ms())
+        self.idle_polls = 0 if job_ids else self.idle_polls + 1
+        for job_id, score in claimed:
+            await self.sem.acquire()
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+
+    async def _poll_iteration(self) -> None:
+        await super()._poll_iteration()
+        # Poll every poll_delay while there is work; after a while with an empty queue, back off
+        # so that idle workers do not keep Redis busy.
+        if self.idle_polls > IDLE_POLLS_BEFORE_BACKOFF:
+            await asyncio.sleep(IDLE_POLL_DELAY_S)
 
     async def record_health(self) -> None:
         # arq's single key per queue is overwritten by every worker and deleted by the first to stop;
