@@ -47,6 +47,8 @@ return removed
 
 
 T = TypeVar("T")
+# A key names one job (a message id, a session id, a tick): it goes into the job's id and Redis keys.
+MAX_KEY_CHARS = 200
 
 
 class InvalidPayload(ValueError):
@@ -81,6 +83,19 @@ def validate(name: str, payload: Mapping[str, Any] | None) -> tuple[JobSpec, dic
     except ValidationError as e:
         raise InvalidPayload(name, e) from None
     return spec, model.model_dump(mode="json")
+
+
+def _check_key(name: str, key: str | None) -> None:
+    if key is None:
+        return
+    if len(key) > MAX_KEY_CHARS:
+        raise ValueError(
+            f"key for job {name!r} is {len(key)} characters; the limit is {MAX_KEY_CHARS}: a key is an id"
+        )
+    try:
+        key.encode()
+    except UnicodeEncodeError as e:
+        raise ValueError(f"key for job {name!r} is not valid text: {e.reason}") from None
 
 
 def job_id_for(name: str, key: str | None) -> str:
@@ -121,6 +136,7 @@ class Producer:
 
     def prepare(self, job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
         spec, payload = validate(job.name, job.payload)
+        _check_key(job.name, job.key)
         job_id = job_id_for(job.name, job.key)
         document = wire.job_document(spec.name, payload, now_ms)
         if len(document) > wire.MAX_JOB_BYTES:

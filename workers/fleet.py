@@ -127,12 +127,34 @@ class Fleet:
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, MAX_RECONNECT_DELAY_S)
                 continue
+            except Exception as e:
+                # arq's run_job raises out of the worker on some malformed job documents (a
+                # non-numeric "t" or "et"): one bad entry in Redis must not stop the queue. The
+                # entry keeps its in-progress key, so the new worker passes it by.
+                if self.burst:
+                    raise
+                if "redis" in worker.ctx:
+                    delay_s = 1.0
+                running = [t for t in worker.tasks.values() if not t.done()]
+                log.error(
+                    "worker_crashed",
+                    queue=queue,
+                    error=f"{type(e).__name__}: {e}",
+                    restart_in_s=delay_s,
+                    running=len(running),
+                    exc_info=True,
+                )
+                self._retire(worker, running)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, MAX_RECONNECT_DELAY_S)
+                continue
             await _close(worker)
             if self.burst:
                 return
 
     def _retire(self, worker: FleetWorker, running: list[asyncio.Task]) -> None:
-        """Let a worker that lost Redis finish its running jobs in the background, then close it.
+        """Let a worker that lost Redis (or crashed) finish its running jobs in the background, then
+        close it.
 
         Cancelling them would cost more than the outage: arq holds a running job's in-progress key
         for the longest timeout of its queue plus 10 s (minutes), and no worker re-runs the job
@@ -146,10 +168,10 @@ class Fleet:
             for task in running:
                 task.cancel()
             outcomes = await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-            unrecorded = sum(isinstance(o, RedisError | OSError) for o in outcomes)
+            unrecorded = sum(isinstance(o, Exception) for o in outcomes)
             if unrecorded:
                 # arq re-runs them when their in-progress keys expire; the jobs are built for that
-                log.warning("jobs_unrecorded_after_redis_loss", queue=worker.queue_name, jobs=unrecorded)
+                log.warning("jobs_unrecorded_by_retired_worker", queue=worker.queue_name, jobs=unrecorded)
             worker.tasks.clear()
             await _close(worker)
 
