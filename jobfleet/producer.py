@@ -10,10 +10,10 @@ Needs only arq, redis and pydantic. Usage::
 """
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from arq.constants import expires_extra_ms
 from pydantic import ValidationError
@@ -44,6 +44,11 @@ if removed > 0 then
 end
 return removed
 """
+
+
+T = TypeVar("T")
+# A key names one job (a message id, a session id, a tick): it goes into the job's id and Redis keys.
+MAX_KEY_CHARS = 200
 
 
 class InvalidPayload(ValueError):
@@ -78,6 +83,19 @@ def validate(name: str, payload: Mapping[str, Any] | None) -> tuple[JobSpec, dic
     except ValidationError as e:
         raise InvalidPayload(name, e) from None
     return spec, model.model_dump(mode="json")
+
+
+def _check_key(name: str, key: str | None) -> None:
+    if key is None:
+        return
+    if len(key) > MAX_KEY_CHARS:
+        raise ValueError(
+            f"key for job {name!r} is {len(key)} characters; the limit is {MAX_KEY_CHARS}: a key is an id"
+        )
+    try:
+        key.encode()
+    except UnicodeEncodeError as e:
+        raise ValueError(f"key for job {name!r} is not valid text: {e.reason}") from None
 
 
 def job_id_for(name: str, key: str | None) -> str:
@@ -118,6 +136,7 @@ class Producer:
 
     def prepare(self, job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
         spec, payload = validate(job.name, job.payload)
+        _check_key(job.name, job.key)
         job_id = job_id_for(job.name, job.key)
         document = wire.job_document(spec.name, payload, now_ms)
         if len(document) > wire.MAX_JOB_BYTES:
@@ -144,29 +163,51 @@ class Producer:
         job_keys, args, job_id = self.prepare(
             Job(name, payload or {}, key, defer_until, defer_by), wire.now_ms()
         )
-        try:
-            await self._enqueue(keys=job_keys, args=args)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
-            raise ProducerUnavailable(f"job {name!r} was not enqueued: Redis is unreachable ({e})") from e
+        await self._reconnecting(
+            lambda: self._enqueue(keys=job_keys, args=args), f"job {name!r} was not enqueued"
+        )
         return job_id
 
     async def enqueue_many(self, jobs: Iterable[Job]) -> list[str]:
         """Validate every job first, then enqueue them all through one pipeline."""
         now = wire.now_ms()
         prepared = [self.prepare(job, now) for job in jobs]
-        try:
+
+        async def send() -> None:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for job_keys, args, _ in prepared:
                     await self._enqueue(keys=job_keys, args=args, client=pipe)
                 await pipe.execute()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
-            raise ProducerUnavailable(
-                f"{len(prepared)} jobs were not enqueued: Redis is unreachable ({e})"
-            ) from e
+
+        await self._reconnecting(send, f"{len(prepared)} jobs were not enqueued")
         return [job_id for _, _, job_id in prepared]
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started yet (a deferred one, typically). False if it is running,
         finished or unknown. After a cancel the same key can be enqueued anew."""
         job_keys = [keys.in_progress_key_prefix + job_id, keys.job_key_prefix + job_id, *keys.ALL_QUEUES]
-        return bool(await self._cancel(keys=job_keys, args=[job_id]))
+        return bool(
+            await self._reconnecting(
+                lambda: self._cancel(keys=job_keys, args=[job_id]), f"job {job_id!r} was not cancelled"
+            )
+        )
+
+    async def _reconnecting(self, call: Callable[[], Awaitable[T]], failure: str) -> T:
+        """Run ``call``, once more on a connection error, else raise ProducerUnavailable.
+
+        After a Redis restart the client's pooled connections are dead, and the first command on
+        one fails although Redis is back; the second try opens a new connection. Trying twice is
+        safe: the job ids are fixed before the first try and the scripts add nothing for an id
+        that exists, so a first try that did reach Redis makes the second a no-op (a cancel then
+        reports False: the job is cancelled all the same).
+        """
+        try:
+            return await call()
+        except RedisConnectionError:
+            pass
+        except (RedisTimeoutError, OSError) as e:
+            raise ProducerUnavailable(f"{failure}: Redis is unreachable ({e})") from e
+        try:
+            return await call()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            raise ProducerUnavailable(f"{failure}: Redis is unreachable ({e})") from e

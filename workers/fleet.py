@@ -42,6 +42,7 @@ class Fleet:
         self.worker_id = new_worker_id()
         self.stopping = asyncio.Event()
         self.workers: dict[str, FleetWorker] = {}
+        self.retiring: set[asyncio.Task] = set()
 
     def stop(self, signum: int | None = None) -> None:
         if self.stopping.is_set():
@@ -81,6 +82,8 @@ class Fleet:
             last_runs = LastRuns(redis)
             await asyncio.gather(*(self._supervise(q, deps, failures, stats, last_runs) for q in self.queues))
         finally:
+            # jobs of workers that lost Redis still use the databases: their grace ends first
+            await asyncio.gather(*self.retiring, return_exceptions=True)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -112,20 +115,77 @@ class Fleet:
             self.workers[queue] = worker
             try:
                 await worker.async_run()
-                if self.burst:
-                    return
-                delay_s = 1.0
             except asyncio.CancelledError:
+                await _close(worker)
                 if self.stopping.is_set():
                     return
                 raise
             except (RedisError, OSError) as e:
-                log.error("worker_redis_lost", queue=queue, error=str(e), reconnect_in_s=delay_s)
+                if "redis" in worker.ctx:
+                    delay_s = 1.0  # it had connected (arq puts its pool in ctx): a new outage
+                running = [t for t in worker.tasks.values() if not t.done()]
+                log.error(
+                    "worker_redis_lost",
+                    queue=queue,
+                    error=str(e),
+                    reconnect_in_s=delay_s,
+                    running=len(running),
+                )
+                self._retire(worker, running)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, MAX_RECONNECT_DELAY_S)
-            finally:
-                with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
-                    await worker.close()
+                continue
+            except Exception as e:
+                # arq's run_job raises out of the worker on some malformed job documents (a
+                # non-numeric "t" or "et"): one bad entry in Redis must not stop the queue. The
+                # entry keeps its in-progress key, so the new worker passes it by.
+                if self.burst:
+                    raise
+                if "redis" in worker.ctx:
+                    delay_s = 1.0
+                running = [t for t in worker.tasks.values() if not t.done()]
+                log.error(
+                    "worker_crashed",
+                    queue=queue,
+                    error=f"{type(e).__name__}: {e}",
+                    restart_in_s=delay_s,
+                    running=len(running),
+                    exc_info=True,
+                )
+                self._retire(worker, running)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, MAX_RECONNECT_DELAY_S)
+                continue
+            await _close(worker)
+            if self.burst:
+                return
+
+    def _retire(self, worker: FleetWorker, running: list[asyncio.Task]) -> None:
+        """Let a worker that lost Redis (or crashed) finish its running jobs in the background, then
+        close it.
+
+        Cancelling them would cost more than the outage: arq holds a running job's in-progress key
+        for the longest timeout of its queue plus 10 s (minutes), and no worker re-runs the job
+        before it expires. Left running, a job whose Redis is back by the time it ends records its
+        result as usual; one still running after ``shutdown_grace_s`` is cancelled, as on shutdown.
+        """
+
+        async def retire() -> None:
+            if running:
+                await asyncio.wait(running, timeout=self.settings.shutdown_grace_s)
+            for task in running:
+                task.cancel()
+            outcomes = await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+            unrecorded = sum(isinstance(o, Exception) for o in outcomes)
+            if unrecorded:
+                # arq re-runs them when their in-progress keys expire; the jobs are built for that
+                log.warning("jobs_unrecorded_by_retired_worker", queue=worker.queue_name, jobs=unrecorded)
+            worker.tasks.clear()
+            await _close(worker)
+
+        task = asyncio.create_task(retire())
+        self.retiring.add(task)
+        task.add_done_callback(self.retiring.discard)
 
     async def _beat(self, heartbeat: Heartbeat) -> None:
         while True:
@@ -134,3 +194,15 @@ class Fleet:
             except (RedisError, OSError) as e:
                 log.warning("heartbeat_failed", error=str(e))
             await asyncio.sleep(heartbeat.interval_s)
+
+
+async def _close(worker: FleetWorker) -> None:
+    """Close a worker whose Redis may be gone: its connection pool is released either way."""
+    try:
+        await worker.close()
+    except (RedisError, OSError, asyncio.CancelledError):
+        # gathering cancelled jobs re-raises their cancellation; deleting arq's health key fails
+        # without Redis: either way close() stopped before releasing its pool
+        if (pool := worker.ctx.get("redis")) is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pool.close(close_connection_pool=True)

@@ -7,6 +7,22 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from jobfleet.catalog import JobSpec
 from jobs.errors import Permanent, Transient
 
+# PostgreSQL SQLSTATEs that a later try can get past. asyncpg's errors reach SQLAlchemy as a plain
+# DBAPIError (not OperationalError), so the state is the only way to tell a restart from a bug.
+TRANSIENT_SQLSTATE_CLASSES = (
+    "08",  # connection exception
+    "40",  # transaction rollback: serialization failure, deadlock
+    "53",  # insufficient resources: too many connections, disk or memory full
+)
+TRANSIENT_SQLSTATES = frozenset(
+    {
+        "57P01",  # admin shutdown: the server is stopping (pg_ctl stop/restart -m fast)
+        "57P02",  # crash shutdown: another backend crashed
+        "57P03",  # cannot connect now: the server is starting up or shutting down
+        "55P03",  # lock not available (lock_timeout)
+    }
+)
+
 
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, Transient | TimeoutError | ConnectionError):
@@ -14,10 +30,15 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, Permanent):
         return False
     if isinstance(exc, OperationalError | InterfaceError):
-        # a server restart, a dropped connection, a deadlock or serialization failure
+        # a server restart, a dropped connection, a deadlock or serialization failure (MySQL)
         return True
     if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated)
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        return (
+            bool(exc.connection_invalidated)
+            or sqlstate in TRANSIENT_SQLSTATES
+            or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
+        )
     return isinstance(exc, OSError)
 
 
