@@ -54,3 +54,32 @@ def now_ms() -> int:
 
 def job_document(name: str, payload: dict[str, Any], enqueue_time_ms: int) -> bytes:
     return encode({"t": None, "f": name, "a": [], "k": payload, "et": enqueue_time_ms})
+
+
+class MalformedJob(ValueError):
+    pass
+
+
+def decode_job(data: bytes | str) -> dict[str, Any]:
+    """Decode a job document and check its shape, so that a malformed one fails as undecodable (and
+    lands in the failure record) instead of breaking the worker that reads it."""
+    document = decode(data)
+    if not isinstance(document, dict):
+        raise MalformedJob("a job document must be a JSON object")
+    if "s" in document:  # a result, read back through the same deserializer
+        return document
+    checks = (
+        ("f", isinstance(document.get("f"), str), "a string"),
+        ("a", isinstance(document.get("a"), list), "a list"),
+        ("k", isinstance(document.get("k"), dict), "an object"),
+        ("t", document.get("t") is None or _is_int(document.get("t")), "null or an integer"),
+        ("et", _is_int(document.get("et")), "an integer"),
+    )
+    for field, ok, expected in checks:
+        if not ok:
+            raise MalformedJob(f"job document field {field!r} must be {expected}")
+    return document
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

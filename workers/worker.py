@@ -46,6 +46,14 @@ def _decode(result_data: bytes | None) -> dict[str, Any]:
     return result if isinstance(result, dict) else {}
 
 
+def _why_undecodable(raw: bytes) -> str:
+    try:
+        wire.decode_job(raw)
+    except ValueError as e:
+        return str(e).splitlines()[0]
+    return "it decodes now"
+
+
 class FleetWorker(Worker):
     def __init__(
         self,
@@ -123,6 +131,8 @@ class FleetWorker(Worker):
         message = f"{error['error']}: {error['message']}" if isinstance(error, dict) else str(error)
         if message.startswith("JobExecutionFailed: max"):
             message += " (the worker running it stopped or was killed on every try)"
+        elif message.startswith("DeserializationError") and raw:
+            message += f": {_why_undecodable(raw)}"
         name = result.get("f") or "<unknown>"
         try:
             payload = wire.decode(raw)["k"] if raw else result.get("k")
@@ -229,7 +239,7 @@ def build_worker(
         max_jobs=max_jobs,
         poll_delay=poll_delay_s,
         job_serializer=wire.encode,
-        job_deserializer=wire.decode,
+        job_deserializer=wire.decode_job,
         retry_jobs=True,
         allow_abort_jobs=True,
         health_check_interval=3600,

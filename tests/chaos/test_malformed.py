@@ -39,10 +39,13 @@ MALFORMED = {
     "nan": (b'{"t": null, "f": "fleet.noop", "a": [], "k": {"x": NaN}, "et": 1}', "DeserializationError"),
     "empty-document": (b"", "JobExecutionFailed: job expired"),
     "no-document": (None, "JobExecutionFailed: job expired"),
-    "name-not-a-string": (document(5, {}), "JobExecutionFailed: function 5 not found"),
+    "name-not-a-string": (
+        document(5, {}),
+        "DeserializationError: unable to deserialize job: job document field 'f' must be a string",
+    ),
     "positional-args": (
         document("fleet.noop", {}, a=["x"]),
-        "InvalidPayload: invalid payload for job 'fleet.noop': args",
+        "Permanent: job 'fleet.noop' takes its payload as the document's 'k' object",
     ),
     "extra-field": (
         document("messages.deliver", {"message_id": str(uuid.uuid4()), "body": "hi"}),
@@ -98,6 +101,9 @@ async def test_malformed_entries_are_recorded_and_the_worker_process_goes_on(env
         assert failures[job_id]["tries"] == 1, "a malformed entry is never retried"
     for job_id in ("json-list", "nan"):
         assert failures[job_id]["raw"], "what could not be read is kept for ops to see"
+    oversized = failures["oversized"]["payload"]
+    assert oversized["_truncated"] is True and oversized["bytes"] > wire.MAX_JOB_BYTES
+    assert len(oversized["preview"]) <= 2000, "the record keeps a preview, not the whole document"
     assert await redis.zcard(keys.FAILED_INDEX) == len(MALFORMED)
     assert await redis.zcard(keys.QUEUE_DEFAULT) == 0, "no malformed entry is left behind in the queue"
 
@@ -128,14 +134,6 @@ async def test_a_document_that_crashes_arqs_worker_does_not_stop_the_queue(setti
         await asyncio.wait_for(task, 30)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workers/worker.py: the job deserializer (wire.decode) checks no shape, so arq reads a "
-    "document whose 'k' is not an object, or whose 't'/'et' is not a number, and fails it outside "
-    "finish_failed_job (or crashes on it): no failure record. Fix: a job_deserializer that raises "
-    "ValueError unless f is a str, a a list, k an object, t null or int and et an int, so arq "
-    "reports DeserializationError through finish_failed_job.",
-)
 @pytest.mark.parametrize(
     "raw",
     [
