@@ -23,20 +23,27 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__)
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", dest="size", action="store_const", const="quick", help="small sizes (~3 min)")
+    size.add_argument(
+        "--quick", dest="size", action="store_const", const="quick", help="small sizes (~3 min)"
+    )
     size.add_argument("--tiny", dest="size", action="store_const", const="tiny", help="smoke sizes (seconds)")
     parser.set_defaults(size="full")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated: {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"comma-separated: {', '.join(BENCHMARKS)}"
+    )
     parser.add_argument("--runs", type=int, help="runs per contender (median reported)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write")
-    parser.add_argument("--peers", help="a Python with taskiq-redis and dramatiq[redis] installed, to measure them")
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres", help="PostgreSQL admin DSN")
+    parser.add_argument(
+        "--pg", default="postgresql://postgres@127.0.0.1:5432/postgres", help="PostgreSQL admin DSN"
+    )
     parser.add_argument("--mysql", default="mysql://root@127.0.0.1:3306/", help="MariaDB/MySQL DSN")
     args = parser.parse_args(argv)
     args.only = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = set(args.only) - set(BENCHMARKS)
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}")
+        parser.error(
+            f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}"
+        )
     return args
 
 
@@ -44,7 +51,6 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     sections: list[Section] = []
     servers: dict[str, str] = {}
     if "worker" in args.only:
-        from ops.bench.peers import measure_peers
         from ops.bench.throughput import bench_workers
 
         sizes = WORKER_SIZES[args.size]
@@ -52,8 +58,7 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
             sizes = Sizes(**{**sizes.__dict__, "runs": args.runs})
         with private_redis() as url:
             servers["Redis"] = f"{server_version(url)} (private redis-server, no persistence)"
-            peers = measure_peers(args.peers, url, sizes.jobs) if args.peers else None
-            sections += await bench_workers(url, sizes, peers)
+            sections += await bench_workers(url, sizes)
     if "sweep" in args.only:
         from ops.bench.sweep import bench_sweep
 
@@ -74,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m ops.bench" + {"full": "", "quick": " --quick", "tiny": " --tiny"}[args.size]
     if args.only != list(BENCHMARKS):
         command += f" --only {','.join(args.only)}"
-    text = markdown(sections, machine.describe(servers), command=command, elapsed_s=time.monotonic() - started)
+    text = markdown(
+        sections, machine.describe(servers), command=command, elapsed_s=time.monotonic() - started
+    )
     args.out.write_text(text)
     sys.stdout.write(text)
     return 0

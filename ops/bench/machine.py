@@ -54,7 +54,17 @@ def describe(servers: dict[str, str] | None = None) -> dict[str, str]:
         "Python": platform.python_version(),
         "packages": ", ".join(
             f"{p} {_package(p)}"
-            for p in ("arq", "redis", "hiredis", "uvloop", "orjson", "structlog", "sqlalchemy", "asyncpg", "asyncmy")
+            for p in (
+                "arq",
+                "redis",
+                "hiredis",
+                "uvloop",
+                "orjson",
+                "structlog",
+                "sqlalchemy",
+                "asyncpg",
+                "asyncmy",
+            )
         ),
         "redis-server": _first_line(["redis-server", "--version"]),
         "pt-archiver": _first_line(["pt-archiver", "--version"]),

@@ -25,6 +25,7 @@ class Ratio:
     target: str = ""
     # None: no target, reported for the record
     met: bool | None = None
+    suffix: str = "x"  # empty for an absolute figure checked against a target
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Section:
 
     def check(self, what: str, value: float, unit: str, *, under: float) -> None:
         """A target on an absolute figure (a latency, a statement's length), not a ratio."""
-        self.ratios.append(Ratio(f"{what} ({value:,.1f} {unit})", value, f"< {under:g} {unit}", value < under))
+        self.ratios.append(Ratio(what, value, f"< {under:g} {unit}", value < under, suffix=f" {unit}"))
 
 
 def _number(value: float) -> str:
@@ -92,10 +93,16 @@ def markdown(sections: list[Section], machine: dict[str, str], *, command: str, 
     ]
     for s in sections:
         for r in s.ratios:
-            measured = _number(r.value) + ("x" if "(" not in r.what else "")
+            measured = _number(r.value) + r.suffix
             lines.append(f"| {s.title} | {r.what} | {measured} | {r.target} | {_met(r.met)} |")
     for s in sections:
-        lines += ["", f"## {s.title}", "", "| case | median | unit | runs | note |", "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            f"## {s.title}",
+            "",
+            "| case | median | unit | runs | note |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for f in s.figures:
             runs = ", ".join(_number(v) for v in f.runs)
             lines.append(f"| {f.case} | {_number(f.median)} | {f.unit} | {runs} | {f.note} |")

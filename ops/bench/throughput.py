@@ -36,7 +36,9 @@ class Sizes:
 
 
 def arq_client(redis_url: str, serializer: Callable | None, deserializer: Callable | None) -> ArqRedis:
-    return ArqRedis(ConnectionPool.from_url(redis_url), job_serializer=serializer, job_deserializer=deserializer)
+    return ArqRedis(
+        ConnectionPool.from_url(redis_url), job_serializer=serializer, job_deserializer=deserializer
+    )
 
 
 async def prefill(redis: Redis, worker: WorkerUnderTest, work: str, n: int) -> list[str]:
@@ -53,7 +55,9 @@ async def prefill(redis: Redis, worker: WorkerUnderTest, work: str, n: int) -> l
     return ids
 
 
-async def wait_for_results(redis: Redis, ids: list[str], process: wut.WorkerProcess, timeout_s: float) -> None:
+async def wait_for_results(
+    redis: Redis, ids: list[str], process: wut.WorkerProcess, timeout_s: float
+) -> None:
     deadline = time.monotonic() + timeout_s
     done = 0
     while time.monotonic() < deadline:
@@ -96,7 +100,9 @@ async def throughput_once(redis_url: str, worker: WorkerUnderTest, work: str, n:
     return n / span_s
 
 
-async def latency_once(redis_url: str, worker: WorkerUnderTest, duration_s: float, rate: float = 200) -> list[float]:
+async def latency_once(
+    redis_url: str, worker: WorkerUnderTest, duration_s: float, rate: float = 200
+) -> list[float]:
     """Enqueue one job every 1/rate seconds through the real client; each job's start minus enqueue."""
     redis = Redis.from_url(redis_url)
     arq = arq_client(redis_url, worker.serializer(), worker.deserializer())
@@ -199,28 +205,46 @@ async def memory(redis_url: str, n: int) -> dict[str, float]:
     return rss
 
 
-async def bench_workers(redis_url: str, sizes: Sizes, peers: dict[str, float] | None = None) -> list[Section]:
+async def bench_workers(redis_url: str, sizes: Sizes) -> list[Section]:
     section = Section("Worker throughput")
-    contenders = [wut.JOBFLEET_ASYNCIO, wut.ARQ_ASYNCIO, wut.JOBFLEET_UVLOOP, wut.ARQ_UVLOOP, wut.ARQ_DEFAULTS]
+    contenders = [
+        wut.JOBFLEET_ASYNCIO,
+        wut.ARQ_ASYNCIO,
+        wut.JOBFLEET_UVLOOP,
+        wut.ARQ_UVLOOP,
+        wut.ARQ_DEFAULTS,
+    ]
     for work, unit in (("noop", "no-op jobs/s"), ("sleep", "10 ms I/O jobs/s")):
         for _ in range(sizes.runs):  # interleaved, so a drift of the machine hits every contender alike
             for worker in contenders:
                 # arq's defaults manage ~200 no-op or ~20 I/O jobs/s: fewer jobs keep the run short
-                n = sizes.jobs if worker is not wut.ARQ_DEFAULTS else max(sizes.jobs // (10 if work == "noop" else 50), 100)
+                n = (
+                    sizes.jobs
+                    if worker is not wut.ARQ_DEFAULTS
+                    else max(sizes.jobs // (10 if work == "noop" else 50), 100)
+                )
                 rate = await throughput_once(redis_url, worker, work, n)
                 section.figure(f"{work}: {worker.name}", unit, note=f"{n:,} jobs per run").runs.append(rate)
     for work in ("noop", "sleep"):
         fig = {w: section.figure(f"{work}: {w.name}", "").median for w in contenders}
-        section.ratio(f"{work}: jobfleet / tuned arq, asyncio loop", fig[wut.JOBFLEET_ASYNCIO], fig[wut.ARQ_ASYNCIO], at_least=1.2)
-        section.ratio(f"{work}: jobfleet / tuned arq, uvloop", fig[wut.JOBFLEET_UVLOOP], fig[wut.ARQ_UVLOOP], at_least=1.0)
-        section.ratio(f"{work}: jobfleet (uvloop) / arq defaults", fig[wut.JOBFLEET_UVLOOP], fig[wut.ARQ_DEFAULTS])
+        section.ratio(
+            f"{work}: jobfleet / tuned arq, asyncio loop",
+            fig[wut.JOBFLEET_ASYNCIO],
+            fig[wut.ARQ_ASYNCIO],
+            at_least=1.2,
+        )
+        section.ratio(
+            f"{work}: jobfleet / tuned arq, uvloop",
+            fig[wut.JOBFLEET_UVLOOP],
+            fig[wut.ARQ_UVLOOP],
+            at_least=1.0,
+        )
+        section.ratio(
+            f"{work}: jobfleet (uvloop) / arq defaults", fig[wut.JOBFLEET_UVLOOP], fig[wut.ARQ_DEFAULTS]
+        )
     best = section.figure(f"noop: {wut.JOBFLEET_UVLOOP.name}", "").median
     for peer, quoted in QUOTED_PEERS.items():
-        if peers and peer in peers:
-            section.figure(f"noop: {peer} (measured here)", "no-op jobs/s").runs.append(peers[peer])
-            section.ratio(f"noop: jobfleet (uvloop) / {peer}, measured", best, peers[peer])
-        else:
-            section.ratio(f"noop: jobfleet (uvloop) / {peer}, quoted {quoted:,.0f}/s", best, quoted)
+        section.ratio(f"noop: jobfleet (uvloop) / {peer}, quoted {quoted:,.0f}/s", best, quoted)
     section.notes += [
         "Each worker is its own process on one private redis-server; the queue is filled first and the rate is "
         "jobs / (last finish - first start) from the stored results. The jobfleet worker is "
@@ -229,22 +253,32 @@ async def bench_workers(redis_url: str, sizes: Sizes, peers: dict[str, float] | 
         "the asyncio rows start it through `ops.bench.launch`, which hides uvloop from the CLI.",
         "Bare arq: `ops/bench/arq_worker.py`, `max_jobs=100, poll_delay=0.01`, orjson serializer.",
     ]
-    if not peers:
-        section.notes.append(
-            "taskiq and dramatiq figures are the ones quoted in issue 8, not measured in this run "
-            "(run with `--peers PYTHON`, a Python that has taskiq-redis and dramatiq[redis], to measure them)."
-        )
+    section.notes.append(
+        "taskiq and dramatiq: the figures quoted in issue 8, not measured here (taskiq-redis needs redis-py 8, "
+        "which arq's pin excludes from the project's environment)."
+    )
 
     latency = Section("Enqueue-to-start latency at 200 jobs/s")
     for _ in range(sizes.runs):
         for worker in (wut.JOBFLEET_UVLOOP, wut.ARQ_UVLOOP, wut.JOBFLEET_DEFAULTS):
             waits = await latency_once(redis_url, worker, sizes.latency_s)
-            latency.figure(f"p99: {worker.name}", "ms", note=f"{len(waits):,} jobs per run").runs.append(p99(waits))
+            latency.figure(f"p99: {worker.name}", "ms", note=f"{len(waits):,} jobs per run").runs.append(
+                p99(waits)
+            )
             latency.figure(f"p50: {worker.name}", "ms").runs.append(statistics.median(waits))
     jf = latency.figure(f"p99: {wut.JOBFLEET_UVLOOP.name}", "ms").median
     latency.check("p99 jobfleet, poll 0.01 s", jf, "ms", under=15)
-    latency.check("p99 jobfleet defaults, poll 0.05 s", latency.figure(f"p99: {wut.JOBFLEET_DEFAULTS.name}", "ms").median, "ms", under=15)
-    latency.ratio("p99 jobfleet / tuned arq (lower is better)", jf, latency.figure(f"p99: {wut.ARQ_UVLOOP.name}", "ms").median)
+    latency.check(
+        "p99 jobfleet defaults, poll 0.05 s",
+        latency.figure(f"p99: {wut.JOBFLEET_DEFAULTS.name}", "ms").median,
+        "ms",
+        under=15,
+    )
+    latency.ratio(
+        "p99 jobfleet / tuned arq (lower is better)",
+        jf,
+        latency.figure(f"p99: {wut.ARQ_UVLOOP.name}", "ms").median,
+    )
     latency.notes.append(
         "Jobs enqueued one at a time on a fixed schedule (producer `enqueue` for jobfleet, `enqueue_job` for arq) "
         "to an idle, warmed-up worker; start and enqueue times are the ms timestamps arq stores in the result."
@@ -259,7 +293,9 @@ async def bench_workers(redis_url: str, sizes: Sizes, peers: dict[str, float] | 
     single, bulk, arq = (f.median for f in enqueue.figures)
     enqueue.ratio("bulk / single", bulk, single, at_least=3)
     enqueue.ratio("jobfleet single / arq enqueue_job", single, arq)
-    enqueue.notes.append(f"{sizes.enqueue:,} `fleet.noop` jobs per run, validated, through the Lua enqueue script.")
+    enqueue.notes.append(
+        f"{sizes.enqueue:,} `fleet.noop` jobs per run, validated, through the Lua enqueue script."
+    )
 
     mem = Section("Worker memory")
     rss = await memory(redis_url, sizes.memory_jobs)
@@ -267,5 +303,7 @@ async def bench_workers(redis_url: str, sizes: Sizes, peers: dict[str, float] | 
         mem.figure(f"RSS {label}", "MiB", note=f"{sizes.memory_jobs:,} no-op jobs").runs.append(mib)
     warm = rss["after warm-up (10%)"]
     mem.ratio("RSS end / after warm-up", rss["end"], warm, under=1.1)
-    mem.notes.append("One jobfleet worker (uvloop, concurrency 100) fed in chunks of 10,000 jobs; RSS from /proc.")
+    mem.notes.append(
+        "One jobfleet worker (uvloop, concurrency 100) fed in chunks of 10,000 jobs; RSS from /proc."
+    )
     return [section, latency, enqueue, mem]

@@ -54,11 +54,32 @@ class WorkerUnderTest:
 
     def start(self, redis_url: str) -> "WorkerProcess":
         if self.kind == "jobfleet":
-            argv = [sys.executable, "-m", "ops.bench.launch", self.loop, "worker", "--queue", "default",
-                    "--no-scheduler", "--concurrency", str(self.max_jobs)]
+            argv = [
+                sys.executable,
+                "-m",
+                "ops.bench.launch",
+                self.loop,
+                "worker",
+                "--queue",
+                "default",
+                "--no-scheduler",
+                "--concurrency",
+                str(self.max_jobs),
+            ]
         else:
-            argv = [sys.executable, "-m", "ops.bench.arq_worker", "--redis", redis_url, "--loop", self.loop,
-                    "--max-jobs", str(self.max_jobs), "--poll-delay", str(self.poll_delay_s)]
+            argv = [
+                sys.executable,
+                "-m",
+                "ops.bench.arq_worker",
+                "--redis",
+                redis_url,
+                "--loop",
+                self.loop,
+                "--max-jobs",
+                str(self.max_jobs),
+                "--poll-delay",
+                str(self.poll_delay_s),
+            ]
             argv += ["--json"] if self.json else []
         env = {
             **os.environ,
@@ -108,9 +129,17 @@ class WorkerProcess:
 
 
 TUNED_MAX_JOBS, TUNED_POLL_DELAY_S = 100, 0.01
-JOBFLEET_ASYNCIO = WorkerUnderTest("jobfleet, asyncio loop", "jobfleet", "asyncio", TUNED_MAX_JOBS, TUNED_POLL_DELAY_S)
-JOBFLEET_UVLOOP = WorkerUnderTest("jobfleet, uvloop", "jobfleet", "uvloop", TUNED_MAX_JOBS, TUNED_POLL_DELAY_S)
-JOBFLEET_DEFAULTS = WorkerUnderTest("jobfleet, its defaults (50 jobs, poll 0.05 s, uvloop)", "jobfleet", "uvloop", 50, 0.05)
+JOBFLEET_ASYNCIO = WorkerUnderTest(
+    "jobfleet, asyncio loop", "jobfleet", "asyncio", TUNED_MAX_JOBS, TUNED_POLL_DELAY_S
+)
+JOBFLEET_UVLOOP = WorkerUnderTest(
+    "jobfleet, uvloop", "jobfleet", "uvloop", TUNED_MAX_JOBS, TUNED_POLL_DELAY_S
+)
+JOBFLEET_DEFAULTS = WorkerUnderTest(
+    "jobfleet, its defaults (50 jobs, poll 0.05 s, uvloop)", "jobfleet", "uvloop", 50, 0.05
+)
 ARQ_ASYNCIO = WorkerUnderTest("arq tuned, asyncio loop", "arq", "asyncio", TUNED_MAX_JOBS, TUNED_POLL_DELAY_S)
 ARQ_UVLOOP = WorkerUnderTest("arq tuned, uvloop", "arq", "uvloop", TUNED_MAX_JOBS, TUNED_POLL_DELAY_S)
-ARQ_DEFAULTS = WorkerUnderTest("arq defaults (10 jobs, poll 0.5 s, pickle)", "arq", "asyncio", 10, 0.5, json=False)
+ARQ_DEFAULTS = WorkerUnderTest(
+    "arq defaults (10 jobs, poll 0.5 s, pickle)", "arq", "asyncio", 10, 0.5, json=False
+)
