@@ -69,7 +69,7 @@ class Events:
         """Fill the table; return the cut-off every contender uses (UTC, as the table holds)."""
         await self.sql(f"CREATE DATABASE {self.work}")
         if mariadb:
-            numbers = f"SELECT seq AS n FROM seq_0_to_{total - 1}"
+            numbers = f"SELECT seq AS n FROM {self.work}.seq_0_to_{total - 1}"
         else:  # MySQL 8: no sequence engine; ten digits cross-joined
             await self.sql(f"CREATE TABLE {self.work}.digits (d INT PRIMARY KEY)")
             await self.sql(f"INSERT INTO {self.work}.digits VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)")
