@@ -13,7 +13,7 @@ from ops.bench.throughput import Sizes
 
 BENCHMARKS = ("worker", "sweep", "purge")
 WORKER_SIZES = {
-    "full": Sizes(jobs=20_000, latency_s=10, enqueue=10_000, memory_jobs=1_000_000, runs=3),
+    "full": Sizes(jobs=10_000, latency_s=10, enqueue=10_000, memory_jobs=1_000_000, runs=3),
     "quick": Sizes(jobs=3_000, latency_s=3, enqueue=3_000, memory_jobs=50_000, runs=3),
     "tiny": Sizes(jobs=200, latency_s=0.5, enqueue=200, memory_jobs=2_000, runs=1),
 }

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def summarize(raw: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
-async def record(redis_url: str, jobs: int, worker: wut.WorkerUnderTest, raw: Path) -> None:
+async def record(redis_url: str, jobs: int, worker: wut.WorkerUnderTest, raw: Path, spy_path: str) -> None:
     redis = Redis.from_url(redis_url)
     try:
         await redis.flushall()
@@ -66,7 +67,7 @@ async def record(redis_url: str, jobs: int, worker: wut.WorkerUnderTest, raw: Pa
         try:
             await asyncio.sleep(1.5)  # imports done; the worker is taking jobs
             spy = await asyncio.create_subprocess_exec(
-                "py-spy", "record", "-p", str(process.pid), "-f", "raw", "-o", str(raw), "-r", "250",
+                spy_path, "record", "-p", str(process.pid), "-f", "raw", "-o", str(raw), "-r", "250",
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             await wait_for_results(redis, ids, process, timeout_s=300)
@@ -84,12 +85,13 @@ def main() -> None:
     parser.add_argument("--worker", choices=("jobfleet", "arq"), default="jobfleet")
     parser.add_argument("--out", type=Path, help="also keep py-spy's raw (collapsed) stacks here")
     args = parser.parse_args()
-    if shutil.which("py-spy") is None:
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
     worker = wut.JOBFLEET_UVLOOP if args.worker == "jobfleet" else wut.ARQ_UVLOOP
     raw = args.out or Path(tempfile.mkdtemp(prefix="jf_bench_profile_")) / "stacks.txt"
     with private_redis() as url:
-        asyncio.run(record(url, args.jobs, worker, raw))
+        asyncio.run(record(url, args.jobs, worker, raw, spy))
     print(summarize(raw))
 
 
