@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from ops.bench import workers_under_test as wut
 from ops.bench.redis_server import private_redis
-from ops.bench.throughput import prefill, wait_for_results
+from ops.bench.throughput import prefill
 
 # A frame matching the pattern counts the sample for the component (first match per component).
 COMPONENTS = {
@@ -62,7 +62,7 @@ async def record(redis_url: str, jobs: int, worker: wut.WorkerUnderTest, raw: Pa
     redis = Redis.from_url(redis_url)
     try:
         await redis.flushall()
-        ids = await prefill(redis, worker, "noop", jobs)
+        await prefill(redis, worker, "noop", jobs)
         process = worker.start(redis_url)
         try:
             await asyncio.sleep(1.5)  # imports done; the worker is taking jobs
@@ -70,7 +70,11 @@ async def record(redis_url: str, jobs: int, worker: wut.WorkerUnderTest, raw: Pa
                 spy_path, "record", "-p", str(process.pid), "-f", "raw", "-o", str(raw), "-r", "250",
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-            await wait_for_results(redis, ids, process, timeout_s=300)
+            # results of fleet.noop are kept 60 s only, and a sampled run can outlast that: wait for
+            # the queue and the in-progress keys to drain instead
+            while await redis.zcard(worker.queue) or [k async for k in redis.scan_iter("arq:in-progress:*")]:
+                process.check_alive()
+                await asyncio.sleep(0.2)
             spy.send_signal(2)
             await spy.wait()
         finally:
