@@ -15,17 +15,17 @@ disjoint batches; counters move only for ledger rows that this batch inserted, s
 idempotency key is the final guard against a double consume.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import ColumnElement, Integer, String, Uuid, case, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.arrays import is_any, unnest
 from db.pinteach import (
-    INT_ARRAY,
-    UUID_ARRAY,
     audit_logs,
     class_sessions,
     credit_ledger,
@@ -100,7 +100,7 @@ async def complete_batch(
         await conn.execute(
             update(class_sessions)
             .where(
-                class_sessions.c.id.in_(due_ids),
+                is_any(class_sessions.c.id, due_ids),
                 teachers.c.id == class_sessions.c.teacher_id,
                 services.c.id == class_sessions.c.service_id,
             )
@@ -138,7 +138,7 @@ async def complete_batch(
             await conn.execute(
                 update(session_participants)
                 .where(
-                    session_participants.c.session_id.in_(group_sessions),
+                    is_any(session_participants.c.session_id, group_sessions),
                     session_participants.c.status == "confirmed",
                 )
                 .values(status="attended")
@@ -174,24 +174,26 @@ async def consume_credits(conn: AsyncConnection, consumers: list[Consumer]) -> l
     if not consumers:
         return []
     await lock_enrollments(conn, (c.enrollment_id for c in consumers))
+    rows = unnest(
+        "consume",
+        enrollment_id=([c.enrollment_id for c in consumers], Uuid),
+        session_id=([c.session_id for c in consumers], Uuid),
+        student_id=([c.student_id for c in consumers], Uuid),
+        teacher_id=([c.teacher_id for c in consumers], Uuid),
+        idempotency_key=([c.idempotency_key for c in consumers], String),
+    )
     inserted_keys = set(
         (
             await conn.execute(
                 insert(credit_ledger)
-                .values(
-                    [
-                        {
-                            "enrollment_id": c.enrollment_id,
-                            "session_id": c.session_id,
-                            "student_id": c.student_id,
-                            "teacher_id": c.teacher_id,
-                            "action": "CONSUME",
-                            "amount": 1,
-                            "actor": "system",
-                            "idempotency_key": c.idempotency_key,
-                        }
-                        for c in consumers
-                    ]
+                .from_select(
+                    [*rows.c.keys(), "action", "amount", "actor"],
+                    select(
+                        *rows.c,
+                        literal("CONSUME", enum("credit_action")),
+                        literal(1),
+                        literal("system", enum("credit_actor")),
+                    ),
                 )
                 .on_conflict_do_nothing(
                     index_elements=[credit_ledger.c.idempotency_key],
@@ -205,13 +207,10 @@ async def consume_credits(conn: AsyncConnection, consumers: list[Consumer]) -> l
     if not consumed:
         return []
 
-    per_enrollment: dict[UUID, int] = {}
-    for c in consumed:
-        per_enrollment[c.enrollment_id] = per_enrollment.get(c.enrollment_id, 0) + 1
-    counts = select(
-        func.unnest(literal(list(per_enrollment), type_=UUID_ARRAY)).label("enrollment_id"),
-        func.unnest(literal(list(per_enrollment.values()), type_=INT_ARRAY)).label("n"),
-    ).subquery("consumed")
+    per_enrollment = Counter(c.enrollment_id for c in consumed)
+    counts = unnest(
+        "consumed", enrollment_id=(per_enrollment.keys(), Uuid), n=(per_enrollment.values(), Integer)
+    )
     await conn.execute(
         update(enrollments)
         .where(enrollments.c.id == counts.c.enrollment_id)
@@ -230,47 +229,63 @@ async def consume_credits(conn: AsyncConnection, consumers: list[Consumer]) -> l
 async def write_records(
     conn: AsyncConnection, completed: list, for_review: list, consumed: list[Consumer]
 ) -> None:
-    lifecycle = [
-        {
-            "teacher_id": c.teacher_id,
-            "student_id": c.student_id,
-            "event_type": event,
-            "metadata": {"session_id": str(c.session_id), "enrollment_id": str(c.enrollment_id)},
-        }
+    events = [
+        (c, event)
         for c in consumed
         for event in (("session_completed", "trial_completed") if c.is_trial else ("session_completed",))
     ]
-    if lifecycle:
-        await conn.execute(student_lifecycle_events.insert().values(lifecycle))
+    if events:
+        rows = unnest(
+            "events",
+            teacher_id=([c.teacher_id for c, _ in events], Uuid),
+            student_id=([c.student_id for c, _ in events], Uuid),
+            event_type=([e for _, e in events], String),
+            session_id=([c.session_id for c, _ in events], Uuid),
+            enrollment_id=([c.enrollment_id for c, _ in events], Uuid),
+        )
+        await conn.execute(
+            insert(student_lifecycle_events).from_select(
+                ["teacher_id", "student_id", "event_type", "metadata"],
+                select(
+                    rows.c.teacher_id,
+                    rows.c.student_id,
+                    cast(rows.c.event_type, enum("lifecycle_event_type")),
+                    func.jsonb_build_object(
+                        _text("session_id"), rows.c.session_id, _text("enrollment_id"), rows.c.enrollment_id
+                    ),
+                ),
+            )
+        )
     if completed:
         await conn.execute(
-            audit_logs.insert().values(
-                [
-                    {
-                        "teacher_id": s.teacher_id,
-                        "actor_type": "system",
-                        "action": "session.auto_completed",
-                        "entity_type": "class_session",
-                        "entity_id": s.id,
-                        "metadata": {"status": "completed"},
-                    }
-                    for s in completed
-                ]
+            insert(audit_logs).from_select(
+                ["teacher_id", "actor_type", "action", "entity_type", "entity_id", "metadata"],
+                select(
+                    class_sessions.c.teacher_id,
+                    literal("system", enum("audit_actor_type")),
+                    _text("session.auto_completed"),
+                    _text("class_session"),
+                    class_sessions.c.id,
+                    func.jsonb_build_object(_text("status"), _text("completed")),
+                ).where(is_any(class_sessions.c.id, (s.id for s in completed))),
             )
         )
     if for_review:
         await conn.execute(
-            notifications.insert().values(
-                [
-                    {
-                        "teacher_id": s.teacher_id,
-                        "recipient_type": "teacher",
-                        "type": "session.review_needed",
-                        "title": "A session has ended and needs your review",
-                        "body": "Confirm the session to complete it and use the student's credit.",
-                        "payload": {"session_id": str(s.id)},
-                    }
-                    for s in for_review
-                ]
+            insert(notifications).from_select(
+                ["teacher_id", "recipient_type", "type", "title", "body", "payload"],
+                select(
+                    class_sessions.c.teacher_id,
+                    _text("teacher"),
+                    _text("session.review_needed"),
+                    _text("A session has ended and needs your review"),
+                    _text("Confirm the session to complete it and use the student's credit."),
+                    func.jsonb_build_object(_text("session_id"), class_sessions.c.id),
+                ).where(is_any(class_sessions.c.id, (s.id for s in for_review))),
             )
         )
+
+
+def _text(value: str) -> ColumnElement[str]:
+    # typed, so that PostgreSQL knows what jsonb_build_object and INSERT ... SELECT receive
+    return literal(value, String)
