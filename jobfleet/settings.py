@@ -34,8 +34,8 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
 
     # Worker runtime
-    worker_max_jobs: int = Field(default=50, ge=1, le=1000)
-    worker_poll_delay_s: float = Field(default=0.05, gt=0, le=10)
+    worker_max_jobs: int = Field(default=100, ge=1, le=1000)
+    worker_poll_delay_s: float = Field(default=0.01, gt=0, le=10)
     shutdown_grace_s: float = Field(default=30, ge=0, le=3600)
     health_interval_s: float = Field(default=5, gt=0, le=300)
     scheduler_enabled: bool = True

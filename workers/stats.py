@@ -5,6 +5,7 @@ them) are right however many worker processes run.
 """
 
 import time
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ class RunningJob:
 class Stats:
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     duration_sum_s: Counter[str] = field(default_factory=Counter)
+    durations: Counter[tuple[str, int]] = field(default_factory=Counter)  # (job, bucket index)
     running: dict[str, RunningJob] = field(default_factory=dict)
     totals: Counter[str] = field(default_factory=Counter)  # this process, for its health record
     # job id -> (job, outcome) of runs that ended for good, until the worker's finish_job takes it
@@ -50,14 +52,20 @@ class Stats:
         self.totals[outcome] += 1
         self.duration_sum_s[job] += duration_s
         self.counts[(job, "duration_count")] += 1
-        for bound in DURATION_BUCKETS_S:
-            if duration_s <= bound:
-                self.counts[(job, f"le:{bound}")] += 1
+        # one counter per job here; the flush spreads it over the cumulative buckets
+        self.durations[(job, bisect_left(DURATION_BUCKETS_S, duration_s))] += 1
         for name, n in (rows or {}).items():
             if isinstance(n, int):
                 self.counts[(job, f"rows:{name}")] += n
 
+    def _cumulative_buckets(self) -> None:
+        durations, self.durations = self.durations, Counter()
+        for (job, index), n in durations.items():
+            for bound in DURATION_BUCKETS_S[index:]:
+                self.counts[(job, f"le:{bound}")] += n
+
     async def flush(self, redis: Redis) -> None:
+        self._cumulative_buckets()
         if not self.counts and not self.duration_sum_s:
             return
         counts, self.counts = self.counts, Counter()

@@ -9,6 +9,7 @@ Every finished job joins the history (workers/history.py) inside arq's own finis
 """
 
 import asyncio
+import time
 from typing import Any
 
 import structlog
@@ -31,6 +32,7 @@ log = structlog.get_logger("jobfleet.worker")
 MAX_RAW_CHARS = 2000
 IDLE_POLLS_BEFORE_BACKOFF = 50
 IDLE_POLL_DELAY_S = 0.05
+ABORT_CHECK_INTERVAL_S = 0.25
 
 
 def _aborted(result: dict[str, Any]) -> bool:
@@ -70,6 +72,7 @@ class FleetWorker(Worker):
         self.history: HistoryWriter | None = None
         self.claimer: Claimer | None = None
         self.idle_polls = 0
+        self.aborts_checked_at = 0.0
 
     def _history(self) -> HistoryWriter | None:
         # arq creates its pool in main(); the writer registers its script on that pool
@@ -185,6 +188,13 @@ class FleetWorker(Worker):
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+
+    async def _cancel_aborted_jobs(self) -> None:
+        # arq reads the abort set on every poll, a round trip each; an abort can wait a moment.
+        now = time.monotonic()
+        if now - self.aborts_checked_at >= ABORT_CHECK_INTERVAL_S:
+            self.aborts_checked_at = now
+            await super()._cancel_aborted_jobs()
 
     async def _poll_iteration(self) -> None:
         await super()._poll_iteration()
