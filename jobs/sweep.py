@@ -4,6 +4,8 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 # A batch reports how many due rows it took (0 ends the sweep) and the counts to add up.
 Batch = Callable[[], Awaitable[tuple[int, dict[str, int]]]]
 
@@ -16,3 +18,19 @@ async def sweep(batch: Batch, *, budget_s: float, keys: Iterable[str]) -> dict[s
         totals.update(counts)
         if taken == 0 or time.monotonic() >= deadline:
             return dict(totals)
+
+
+async def sweep_in_transactions(
+    engine: AsyncEngine,
+    step: Callable[[AsyncConnection], Awaitable[tuple[int, dict[str, int]]]],
+    *,
+    budget_s: float,
+    keys: Iterable[str],
+) -> dict[str, int]:
+    """The usual sweep: each batch is ``step`` in a transaction of its own."""
+
+    async def batch() -> tuple[int, dict[str, int]]:
+        async with engine.begin() as conn:
+            return await step(conn)
+
+    return await sweep(batch, budget_s=budget_s, keys=keys)

@@ -5,6 +5,8 @@ UPDATE SKIP LOCKED, so concurrent sweeps take disjoint batches, and a message th
 delivering right now is skipped (that job delivers it).
 """
 
+from functools import partial
+
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,7 +15,7 @@ from db.pinteach import scheduled_messages
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
 from jobs.messages.delivery import DUE, deliver_messages
-from jobs.sweep import sweep
+from jobs.sweep import sweep_in_transactions
 
 log = structlog.get_logger()
 SUMMARY_KEYS = ("delivered",)
@@ -23,11 +25,12 @@ m = scheduled_messages.c
 async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     batch_size = deps.settings.sweep_batch_size
 
-    async def batch() -> tuple[int, dict[str, int]]:
-        async with deps.pinteach.begin() as conn:
-            return await deliver_batch(conn, limit=batch_size)
-
-    return await sweep(batch, budget_s=deps.settings.sweep_budget_s, keys=SUMMARY_KEYS)
+    return await sweep_in_transactions(
+        deps.pinteach,
+        partial(deliver_batch, limit=batch_size),
+        budget_s=deps.settings.sweep_budget_s,
+        keys=SUMMARY_KEYS,
+    )
 
 
 async def deliver_batch(conn: AsyncConnection, *, limit: int) -> tuple[int, dict[str, int]]:

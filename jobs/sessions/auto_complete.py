@@ -18,6 +18,7 @@ idempotency key is the final guard against a double consume.
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Integer, String, Uuid, case, cast, func, literal, select, update
@@ -41,7 +42,7 @@ from jobfleet.payloads import Sweep
 from jobs.credits.closing import close_finished_enrollments
 from jobs.credits.locking import lock_enrollments
 from jobs.deps import Deps
-from jobs.sweep import sweep
+from jobs.sweep import sweep_in_transactions
 
 SUMMARY_KEYS = ("completed", "pending_review", "credits_consumed")
 DUE_STATUSES = ("scheduled", "in_progress")
@@ -66,11 +67,12 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     grace = timedelta(seconds=deps.settings.auto_complete_grace_s)
     batch_size = deps.settings.sweep_batch_size
 
-    async def batch() -> tuple[int, dict[str, int]]:
-        async with deps.pinteach.begin() as conn:
-            return await complete_batch(conn, grace=grace, limit=batch_size)
-
-    return await sweep(batch, budget_s=deps.settings.sweep_budget_s, keys=SUMMARY_KEYS)
+    return await sweep_in_transactions(
+        deps.pinteach,
+        partial(complete_batch, grace=grace, limit=batch_size),
+        budget_s=deps.settings.sweep_budget_s,
+        keys=SUMMARY_KEYS,
+    )
 
 
 async def complete_batch(

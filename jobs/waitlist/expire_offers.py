@@ -12,6 +12,7 @@ any other sweep's and with waitlist.offer_next, so seats are counted after the o
 
 from collections import Counter
 from datetime import timedelta
+from functools import partial
 
 import structlog
 from sqlalchemy import func, literal, select, update
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.pinteach import UUID_ARRAY, waitlist_entries
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
-from jobs.sweep import sweep
+from jobs.sweep import sweep_in_transactions
 from jobs.waitlist.seats import free_seats, lock_services, make_offers, notify_students
 
 log = structlog.get_logger()
@@ -32,11 +33,12 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     window = timedelta(hours=deps.settings.waitlist_offer_hours)
     batch_size = deps.settings.sweep_batch_size
 
-    async def batch() -> tuple[int, dict[str, int]]:
-        async with deps.pinteach.begin() as conn:
-            return await expire_batch(conn, window=window, limit=batch_size)
-
-    return await sweep(batch, budget_s=deps.settings.sweep_budget_s, keys=SUMMARY_KEYS)
+    return await sweep_in_transactions(
+        deps.pinteach,
+        partial(expire_batch, window=window, limit=batch_size),
+        budget_s=deps.settings.sweep_budget_s,
+        keys=SUMMARY_KEYS,
+    )
 
 
 async def expire_batch(conn: AsyncConnection, *, window: timedelta, limit: int) -> tuple[int, dict[str, int]]:
