@@ -185,13 +185,12 @@ class World:
 
 
 async def outstanding(conn: asyncpg.Connection) -> tuple[int, int]:
-    """Sessions and messages that are due now and not yet handled."""
+    """Sessions and messages not yet handled. The writer's last sessions end, and its last messages
+    fall due, a few seconds after it stops, so the wait counts them whether due yet or not."""
     sessions = await conn.fetchval(
-        "SELECT count(*) FROM class_sessions WHERE status IN ('scheduled', 'in_progress') AND ends_at <= now()"
+        "SELECT count(*) FROM class_sessions WHERE status IN ('scheduled', 'in_progress')"
     )
-    messages = await conn.fetchval(
-        "SELECT count(*) FROM scheduled_messages WHERE status = 'pending' AND scheduled_for <= now()"
-    )
+    messages = await conn.fetchval("SELECT count(*) FROM scheduled_messages WHERE status = 'pending'")
     return sessions, messages
 
 
