@@ -34,9 +34,16 @@ def _append(log: Path) -> BinaryIO:
 
 
 async def stop_worker(worker: asyncio.subprocess.Process, timeout_s: float = 60) -> int:
+    """SIGTERM and the worker's exit status; a worker that does not stop in time is killed (so no
+    test leaves one behind) and the test fails."""
     if worker.returncode is None:
         worker.send_signal(signal.SIGTERM)
-    return await asyncio.wait_for(worker.wait(), timeout_s)
+    try:
+        return await asyncio.wait_for(worker.wait(), timeout_s)
+    except TimeoutError:
+        worker.kill()
+        await worker.wait()
+        raise AssertionError(f"the worker did not stop within {timeout_s} s of SIGTERM") from None
 
 
 async def wait_for_result(redis: Redis, job_id: str, timeout_s: float = 60) -> dict[str, Any]:

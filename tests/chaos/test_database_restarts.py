@@ -8,6 +8,7 @@ other test runs and are never restarted.
 import asyncio
 import contextlib
 import os
+import time
 
 import asyncpg
 import pytest
@@ -89,8 +90,10 @@ async def run_the_restart_sweep(server: PrivatePostgres, dsn: str, clean_dsn: st
     watcher = asyncio.create_task(probe_until(done, lambda: half_done(dsn)))
     try:
         job_id = await Producer(redis).enqueue("sessions.auto_complete", key="pg-restart")
+        started = time.monotonic()
         while (before := await progress(dsn)) == 0:
             assert worker.returncode is None, log.read_text()[-3000:]
+            assert time.monotonic() - started < 120, "the sweep made no progress: " + log.read_text()[-3000:]
             await asyncio.sleep(0.01)
         await asyncio.to_thread(server.restart)
         assert before < total, "the sweep finished before the restart: raise JOBFLEET_CHAOS_RESTART_SESSIONS"
@@ -221,8 +224,10 @@ async def purge_through_a_crash(server: PrivateMariaDB, engine, env, redis, tmp_
     watcher = asyncio.create_task(probe_until(done, probe))
     try:
         job_id = await Producer(redis).enqueue("telemetry.purge", key="mariadb-crash")
+        started = time.monotonic()
         while (before := await state())[1] == total_expired:
             assert worker.returncode is None, log.read_text()[-3000:]
+            assert time.monotonic() - started < 120, "the purge made no progress: " + log.read_text()[-3000:]
             await asyncio.sleep(0.01)
         await asyncio.to_thread(server.restart)  # kill -9, crash recovery, up again
         assert before[0] is not None, (
