@@ -109,8 +109,10 @@ async def run_the_restart_sweep(server: PrivatePostgres, dsn: str, clean_dsn: st
         result = await wait_for_result(redis, job_id, timeout_s=120)
     finally:
         done.set()
+        # stop the worker first: a failing probe must not leave it running
+        code = await stop_worker(worker)
         half_done_seen = await watcher
-        assert await stop_worker(worker) == 0
+    assert code == 0
 
     assert result["s"] is True, result["r"]
     assert result["t"] >= 2, "the restart interrupted the first try, so the job ran again"
@@ -241,8 +243,10 @@ async def purge_through_a_crash(server: PrivateMariaDB, engine, env, redis, tmp_
         result = await wait_for_result(redis, job_id, timeout_s=120)
     finally:
         done.set()
+        # stop the worker first: a failing probe must not leave it running
+        code = await stop_worker(worker)
         partial_seen = await watcher
-        assert await stop_worker(worker) == 0
+    assert code == 0
 
     assert result["s"] is True, result["r"]
     assert result["t"] >= 2, "the crash interrupted the first try, so the job ran again"
