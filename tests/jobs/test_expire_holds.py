@@ -10,27 +10,8 @@ from jobfleet.payloads import Sweep
 from jobs.errors import Permanent, Transient
 from jobs.payments import demo, expire_holds
 from tests.factories import ago, ahead
-from tests.fakes.stripe_server import API_KEY, FakeStripe, StripeServer
 
 ACCOUNT = "acct_1TeacherConnect"
-
-
-@pytest.fixture(scope="module")
-def stripe_server():
-    server = StripeServer()
-    with server:
-        yield server
-
-
-@pytest.fixture
-def stripe(stripe_server) -> FakeStripe:
-    stripe_server.fake.reset()
-    return stripe_server.fake
-
-
-@pytest.fixture
-def paid_deps(deps, stripe_server):
-    return deps.with_settings(stripe_api_key=SecretStr(API_KEY), stripe_api_base=stripe_server.base_url)
 
 
 async def run(deps):

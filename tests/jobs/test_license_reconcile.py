@@ -10,27 +10,9 @@ from db.pickatale import teacher_licenses
 from jobfleet.payloads import Sweep
 from jobs.errors import Permanent, Transient
 from jobs.licenses import demo, reconcile
-from tests.fakes.stripe_server import API_KEY, FakeStripe, StripeServer
+from tests.fakes.stripe_server import FakeStripe
 
 L = teacher_licenses.c
-
-
-@pytest.fixture(scope="module")
-def stripe_server():
-    server = StripeServer()
-    with server:
-        yield server
-
-
-@pytest.fixture
-def stripe(stripe_server) -> FakeStripe:
-    stripe_server.fake.reset()
-    return stripe_server.fake
-
-
-@pytest.fixture
-def paid_deps(deps, stripe_server):
-    return deps.with_settings(stripe_api_key=SecretStr(API_KEY), stripe_api_base=stripe_server.base_url)
 
 
 def utcnow() -> datetime:
