@@ -16,6 +16,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -235,4 +236,27 @@ vocabulary_gaps = Table(
     Column("tap_count", Integer, nullable=False),
     Column("last_tapped", DateTime, nullable=False),
     schema="learner_bot",
+)
+
+
+# Added by Account Center's migration 2026_11_learner_erasure: servers may not have it yet.
+learner_erasure_requests = Table(
+    "learner_erasure_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("learner_id", String(36), nullable=False),
+    Column("requested_by", Integer, nullable=False),
+    Column(
+        "status",
+        Enum("pending", "processing", "completed", "rejected", name="learner_erasure_status"),
+        nullable=False,
+    ),
+    Column("reason", Text),
+    Column("rejection_reason", Text),
+    Column("requested_at", DateTime, nullable=False),
+    Column("due_at", DateTime, nullable=False),
+    Column("processed_at", DateTime),
+    Column("updated_at", DateTime, nullable=False),
+    schema="account_center",
+    info={"migration": "2026_11_learner_erasure", "needed_by": "learners.erase_due and learners.erase"},
 )

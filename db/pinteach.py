@@ -3,7 +3,19 @@
 The backend owns the schema; these definitions only describe it for queries and for ``db check``.
 """
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, Uuid, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, ENUM, JSONB
 
 metadata = MetaData()
@@ -68,10 +80,24 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "completion_mode": ("AUTO_COMPLETE", "MANUAL"),
     "student_status": ("trial", "active", "paused", "churned", "archived"),
 }
+# Enum types of migration 0080: checked only where its tables exist (see OPTIONAL_MIGRATION).
+OPTIONAL_ENUMS: dict[str, tuple[str, ...]] = {
+    "review_request_status": ("pending", "completed", "expired", "dismissed"),
+    "review_request_channel": ("in_app", "email", "link"),
+}
 
 
 def enum(name: str) -> ENUM:
-    return ENUM(*ENUMS[name], name=name, create_type=False)
+    return ENUM(*(ENUMS.get(name) or OPTIONAL_ENUMS[name]), name=name, create_type=False)
+
+
+# Migration 0080 (the fleet's second round): production databases may not have run it yet. Each
+# table says which part of the fleet needs it, so ``db check`` and the jobs can say what is off.
+OPTIONAL_MIGRATION = "0080_job_fleet_2"
+
+
+def optional(needed_by: str) -> dict[str, str]:
+    return {"migration": OPTIONAL_MIGRATION, "needed_by": needed_by}
 
 
 teachers = Table(
@@ -423,4 +449,74 @@ student_lifecycle_events = Table(
     Column("metadata", JSONB),
     Column("occurred_at", TZ, nullable=False),
     Column("created_at", TZ, nullable=False),
+)
+
+
+# --- migration 0080 -------------------------------------------------------------------------------
+
+retention_settings = Table(
+    "retention_settings",
+    metadata,
+    Column("teacher_id", Uuid, primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("gap_days", Integer, nullable=False),
+    Column("churn_days", Integer, nullable=False),
+    Column("streak_weeks", Integer, nullable=False),
+    Column("milestones", INT_ARRAY, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    info=optional("lifecycle.detect"),
+)
+
+review_settings = Table(
+    "review_settings",
+    metadata,
+    Column("teacher_id", Uuid, primary_key=True),
+    Column("auto_request", Boolean, nullable=False),
+    Column("after_completed_sessions", Integer, nullable=False),
+    Column("channel", enum("review_request_channel"), nullable=False),
+    Column("expires_after_days", Integer, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    info=optional("reviews.request_due"),
+)
+
+review_requests = Table(
+    "review_requests",
+    metadata,
+    Column("id", Uuid, primary_key=True, server_default=GEN_UUID),
+    Column("teacher_id", Uuid, nullable=False),
+    Column("student_id", Uuid, nullable=False),
+    Column("session_id", Uuid),
+    Column("channel", enum("review_request_channel"), nullable=False),
+    Column("token", String(64), nullable=False),
+    Column("status", enum("review_request_status"), nullable=False),
+    Column("expires_at", TZ, nullable=False),
+    Column("completed_at", TZ),
+    Column("created_at", TZ, nullable=False),
+    Column("updated_at", TZ, nullable=False),
+    info=optional("reviews.request_due and reviews.expire"),
+)
+
+data_retention_settings = Table(
+    "data_retention_settings",
+    metadata,
+    Column("teacher_id", Uuid, primary_key=True),
+    Column("contact_log_days", Integer),
+    Column("read_notifications_days", Integer),
+    Column("session_notes_days", Integer),
+    Column("erase_deleted_students_after_days", Integer),
+    Column("updated_at", TZ, nullable=False),
+    info=optional("retention.teacher_policies"),
+)
+
+job_outbox = Table(
+    "job_outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("job", String(100), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("job_key", String(200)),
+    Column("run_at", TZ),
+    Column("trace_context", JSONB),
+    Column("created_at", TZ, nullable=False),
+    info=optional("the outbox relay"),
 )

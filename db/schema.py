@@ -2,10 +2,11 @@
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Enum, MetaData, Table, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import pickatale, pinteach
 
@@ -16,6 +17,43 @@ PICKATALE_DDL = SCHEMA_DIR / "pickatale.sql"
 
 class SchemaError(RuntimeError):
     pass
+
+
+@dataclass
+class SchemaReport:
+    """What a live database lacks: ``problems`` stop the fleet; ``off`` names the parts that wait
+    for a migration the database has not run yet (the rest of the fleet works without them)."""
+
+    problems: list[str] = field(default_factory=list)
+    off: list[str] = field(default_factory=list)
+
+
+def missing_table_line(table: Table) -> str:
+    """The one line a job, ``db check`` and the logs give for an optional table that is missing."""
+    return (
+        f"table {table.fullname} is missing (migration {table.info['migration']} has not run): "
+        f"{table.info['needed_by']} is off"
+    )
+
+
+async def missing_table(conn: AsyncConnection, table: Table) -> str | None:
+    """None where ``table`` exists, else what is off and why (see ``missing_table_line``)."""
+    if conn.dialect.name == "postgresql":
+        found = (
+            await conn.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": table.name})
+        ).scalar()
+    else:
+        schema_map = conn.sync_connection.get_execution_options().get("schema_translate_map") or {}
+        found = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM information_schema.tables "
+                    "WHERE table_schema = :schema AND table_name = :name"
+                ),
+                {"schema": schema_map.get(table.schema, table.schema), "name": table.name},
+            )
+        ).scalar()
+    return None if found else missing_table_line(table)
 
 
 def pickatale_statements(prefix: str = "") -> list[str]:
@@ -80,33 +118,39 @@ async def _pinteach_columns(engine: AsyncEngine) -> tuple[dict[str, set[str]], d
     return columns, enums
 
 
-def _missing(metadata: MetaData, columns: dict[str, set[str]], key: Callable[[Table], str]) -> list[str]:
-    problems = []
+def _missing(metadata: MetaData, columns: dict[str, set[str]], key: Callable[[Table], str]) -> SchemaReport:
+    report = SchemaReport()
     for table in metadata.tables.values():
         name = key(table)
         if name not in columns:
-            problems.append(f"table {table.fullname} is missing")
+            if "migration" in table.info:
+                report.off.append(missing_table_line(table))
+            else:
+                report.problems.append(f"table {table.fullname} is missing")
             continue
-        problems += [
+        report.problems += [
             f"column {table.fullname}.{c.name} is missing"
             for c in table.columns
             if c.name not in columns[name]
         ]
-    return problems
+    return report
 
 
-async def check_pinteach(engine: AsyncEngine) -> list[str]:
+async def check_pinteach(engine: AsyncEngine) -> SchemaReport:
     columns, enums = await _pinteach_columns(engine)
-    problems = _missing(pinteach.metadata, columns, lambda t: t.name)
-    for name, values in pinteach.ENUMS.items():
+    report = _missing(pinteach.metadata, columns, lambda t: t.name)
+    wanted = dict(pinteach.ENUMS)
+    if pinteach.review_requests.name in columns:  # the migration that brings them has run
+        wanted.update(pinteach.OPTIONAL_ENUMS)
+    for name, values in wanted.items():
         if name not in enums:
-            problems.append(f"enum type {name} is missing")
+            report.problems.append(f"enum type {name} is missing")
             continue
-        problems += [f"enum {name} has no value {v!r}" for v in values if v not in enums[name]]
-    return problems
+        report.problems += [f"enum {name} has no value {v!r}" for v in values if v not in enums[name]]
+    return report
 
 
-async def check_pickatale(engine: AsyncEngine, prefix: str = "") -> list[str]:
+async def check_pickatale(engine: AsyncEngine, prefix: str = "") -> SchemaReport:
     async with engine.connect() as conn:
         rows = (
             await conn.exec_driver_sql(
@@ -121,15 +165,15 @@ async def check_pickatale(engine: AsyncEngine, prefix: str = "") -> list[str]:
         logical = f"{schema.removeprefix(prefix)}.{table}"
         columns.setdefault(logical, set()).add(column)
         types[(logical, column)] = column_type
-    problems = _missing(pickatale.metadata, columns, lambda t: t.fullname)
+    report = _missing(pickatale.metadata, columns, lambda t: t.fullname)
     for table in pickatale.metadata.tables.values():
         for column in table.columns:
             declared = types.get((table.fullname, column.name))
             if declared and isinstance(column.type, Enum):
                 live = set(re.findall(r"'((?:[^']|'')*)'", declared))
-                problems += [
+                report.problems += [
                     f"enum {table.fullname}.{column.name} has no value {v!r}"
                     for v in column.type.enums
                     if v not in live
                 ]
-    return problems
+    return report

@@ -68,7 +68,8 @@ async def claim_redis_db() -> tuple[str, int]:
     """Claim one of Redis's numbered databases for this run, so parallel runs never share keys."""
     admin = Redis.from_url(f"{REDIS_BASE}/0")
     try:
-        for index in (i for i in range(1, 16) if i != 9):  # 9 is the demo's
+        count = int((await admin.config_get("databases"))["databases"])
+        for index in (i for i in range(1, count) if i != 9):  # 9 is the demo's
             if await admin.set(f"jobfleet:test-claim:{index}", RUN_ID, nx=True, ex=3 * 3600):
                 url = f"{REDIS_BASE}/{index}"
                 db = Redis.from_url(url)
@@ -77,7 +78,7 @@ async def claim_redis_db() -> tuple[str, int]:
                 return url, index
     finally:
         await admin.aclose()
-    raise RuntimeError("all Redis databases 1-15 are claimed by other test runs")
+    raise RuntimeError(f"all Redis databases 1-{count - 1} are claimed by other test runs")
 
 
 async def release_redis_db(index: int) -> None:

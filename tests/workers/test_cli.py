@@ -129,6 +129,31 @@ async def test_db_check_names_what_is_missing(env):
     assert not any(line.startswith("Pickatale") for line in lines)
 
 
+async def test_db_check_before_migration_0080_says_what_is_off(env):
+    from db.schema import PINTEACH_DDL
+
+    name = f"jf_test_{services.RUN_ID}_pre0080"
+    admin = await asyncpg.connect(services.PG_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = services.PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    try:
+        before = await asyncpg.connect(dsn)
+        await before.execute(PINTEACH_DDL.read_text().split("-- Migration 0080")[0])
+        await before.close()
+        result = jobfleet({**env, "JOBFLEET_PINTEACH_DSN": dsn}, "db", "check")
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert (
+        "PinTeach: table job_outbox is missing (migration 0080_job_fleet_2 has not run): "
+        "the outbox relay is off"
+    ) in lines
+    assert any(line.startswith("PinTeach: table review_requests is missing") for line in lines)
+    assert "optional part(s) off until their migration runs" in lines[-1]
+
+
 async def test_db_init_creates_the_schema_and_refuses_a_used_database(env):
     name = f"jf_test_{services.RUN_ID}_init"
     dsn = services.PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
