@@ -26,7 +26,9 @@ async def test_a_dropped_table_is_named_with_its_migration_and_what_is_off(pg, m
         try:
             line = await missing_table(conn, pickatale.learner_erasure_requests)
         finally:
-            await conn.exec_driver_sql(f"RENAME TABLE {schema}.ler_moved TO {schema}.learner_erasure_requests")
+            await conn.exec_driver_sql(
+                f"RENAME TABLE {schema}.ler_moved TO {schema}.learner_erasure_requests"
+            )
     assert line is not None and line.startswith(
         "table account_center.learner_erasure_requests is missing (migration 2026_11_learner_erasure"
     )
