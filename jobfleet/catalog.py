@@ -10,9 +10,11 @@ from typing import Literal
 from jobfleet import keys
 from jobfleet.payloads import (
     ErasureRequestRef,
+    LifecycleRun,
     MessageRef,
     Payload,
     RetentionRun,
+    ReviewRun,
     ServiceRef,
     SessionRef,
     Sleep,
@@ -157,6 +159,45 @@ JOBS: tuple[JobSpec, ...] = (
         keys.QUEUE_SWEEPS,
         "sweep",
         "Apply the retention policies: purge telemetry older than 90 days, and the rest",
+        timeout_s=3600,
+    ),
+    JobSpec(
+        "lifecycle.detect",
+        LifecycleRun,
+        "jobs.lifecycle.detect:run",
+        keys.QUEUE_SWEEPS,
+        "sweep",
+        "Detect gaps, churn, reactivation, milestones and streaks of students; notify teachers",
+        timeout_s=1800,
+    ),
+    JobSpec(
+        "reviews.request_due",
+        ReviewRun,
+        "jobs.reviews.request_due:run",
+        keys.QUEUE_SWEEPS,
+        "sweep",
+        "Ask students for a review once they completed the teacher's number of sessions",
+        timeout_s=600,
+        # auto-completion enqueues it per teacher with the teacher id as key: a finished run must
+        # not keep a result that would swallow the next request for the same teacher
+        keep_result_s=0,
+    ),
+    JobSpec(
+        "reviews.expire",
+        Sweep,
+        "jobs.reviews.expire:run",
+        keys.QUEUE_SWEEPS,
+        "sweep",
+        "Expire pending review requests past expires_at",
+        timeout_s=300,
+    ),
+    JobSpec(
+        "retention.teacher_policies",
+        Sweep,
+        "jobs.retention.teacher_policies:run",
+        keys.QUEUE_SWEEPS,
+        "sweep",
+        "Apply each teacher's data retention settings: contact log, notifications, notes, erasure",
         timeout_s=3600,
     ),
     JobSpec(

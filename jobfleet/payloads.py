@@ -34,5 +34,15 @@ class RetentionRun(Payload):
     policy: str | None = Field(default=None, max_length=100)
 
 
+class LifecycleRun(Payload):
+    # None: every teacher (the daily run); an id: that teacher's students now (on demand)
+    teacher_id: UUID | None = None
+
+
+class ReviewRun(Payload):
+    # None: every teacher with automatic review requests (the sweep); an id: that teacher only
+    teacher_id: UUID | None = None
+
+
 class Sleep(Payload):
     ms: int = Field(ge=0, le=60_000)

@@ -77,9 +77,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from redis.asyncio import Redis
+
+    from jobfleet.producer import Producer
     from jobs.deps import Deps
     from workers.logging import configure
-    from workers.runner import load_handler, run_job
+    from workers.marks import RedisMarks
+    from workers.runner import enqueue_follow_ups, load_handler, run_job
 
     configure(settings.log_level, settings.log_format, stderr=True)
     spec = CATALOG.get(args.name)
@@ -88,9 +92,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     payload = _payload(args.payload)
 
     async def main() -> int:
-        deps = Deps.from_settings(settings)
+        redis = Redis.from_url(settings.redis_url)
+        deps = Deps.from_settings(settings).with_marks(RedisMarks(redis))
         try:
-            result = await run_job(spec, load_handler(spec), deps, payload)
+            done = await run_job(spec, load_handler(spec), deps, payload)
+            # after the job's commits, as in a worker
+            await enqueue_follow_ups(Producer(redis), done.follow_ups, job=spec.name)
         except Exception as e:  # the one place a failure of any kind becomes exit status 1
             print(
                 wire.encode({"job": spec.name, "ok": False, "error": f"{type(e).__name__}: {e}"}).decode(),
@@ -99,7 +106,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAILURE
         finally:
             await deps.close()
-        print(wire.encode(result).decode())
+            await redis.aclose()
+        print(wire.encode(done.summary).decode())
         return 0
 
     return _run(main())

@@ -20,6 +20,7 @@ from jobs.retention.policies import load_policies
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
+from workers.marks import RedisMarks
 from workers.scheduler import Scheduler, load_schedules
 from workers.stats import Stats
 from workers.worker import FleetWorker, build_worker
@@ -61,8 +62,8 @@ class Fleet:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, sig)
-        deps = Deps.from_settings(settings)
         redis = Redis.from_url(settings.redis_url)
+        deps = Deps.from_settings(settings).with_marks(RedisMarks(redis))
         stats = Stats()
         failures = FailureRecord(redis)
         heartbeat = Heartbeat(

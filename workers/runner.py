@@ -17,15 +17,16 @@ from redis.exceptions import RedisError
 from jobfleet import wire
 from jobfleet.catalog import JobSpec
 from jobfleet.payloads import Payload
-from jobfleet.producer import InvalidPayload
+from jobfleet.producer import InvalidPayload, Job, Producer, ProducerUnavailable
 from jobs.deps import Deps
 from jobs.errors import Permanent
+from jobs.followups import FollowUp, Outcome, outcome
 from workers.failures import FailureRecord
 from workers.last_runs import LastRuns
 from workers.retrying import backoff_s, is_transient
 from workers.stats import RunningJob, Stats
 
-Handler = Callable[[Deps, Payload], Awaitable[dict[str, Any]]]
+Handler = Callable[[Deps, Payload], Awaitable[dict[str, Any] | Outcome]]
 log = structlog.get_logger("jobfleet.job")
 
 
@@ -38,14 +39,29 @@ def load_handler(spec: JobSpec) -> Handler:
     return getattr(import_module(module), attr)
 
 
-async def run_job(spec: JobSpec, handler: Handler, deps: Deps, payload: dict[str, Any]) -> dict[str, Any]:
+async def run_job(spec: JobSpec, handler: Handler, deps: Deps, payload: dict[str, Any]) -> Outcome:
     """Run one job in this process, outside any queue: what ``jobfleet run`` does."""
     try:
         model = spec.payload.model_validate(payload)
     except ValidationError as e:
         raise InvalidPayload(spec.name, e) from None
     async with asyncio.timeout(spec.timeout_s):
-        return await handler(deps, model)
+        return outcome(await handler(deps, model))
+
+
+async def enqueue_follow_ups(producer: Producer, follow_ups: tuple[FollowUp, ...], **context: Any) -> None:
+    """Enqueue what a job that succeeded asked for. Called only after it returned, i.e. after its
+    transactions committed; a lost follow-up is left to the periodic sweep of the same job."""
+    if not follow_ups:
+        return
+    try:
+        await producer.enqueue_many(Job(f.job, f.payload, key=f.key) for f in follow_ups)
+    except (ProducerUnavailable, InvalidPayload, LookupError) as e:
+        log.warning("follow_ups_not_enqueued", follow_ups=len(follow_ups), error=str(e), **context)
+        return
+    log.info(
+        "follow_ups_enqueued", jobs=sorted({f.job for f in follow_ups}), count=len(follow_ups), **context
+    )
 
 
 class JobRunner:
@@ -100,7 +116,7 @@ class JobRunner:
                     f"job {spec.name!r} takes its payload as the document's 'k' object; "
                     f"it got {len(args)} positional argument(s) in 'a'"
                 )
-            result = await run_job(spec, self.handler, self.deps, payload)
+            done = await run_job(spec, self.handler, self.deps, payload)
         except asyncio.CancelledError:
             # Shutdown or abort: arq puts the job back (or records the abort); the transaction rolled back.
             self.stats.ended(job_id, spec.name, "retried", time.perf_counter() - start)
@@ -138,8 +154,12 @@ class JobRunner:
             bound.error("job_failed", error=error, duration_ms=duration_ms)
             await self._record_last_run(ctx, start, "failed", error=error)
             raise JobFailed(error) from None
+        result = done.summary
         self.stats.ended(job_id, spec.name, "succeeded", time.perf_counter() - start, result)
         bound.info("job_succeeded", duration_ms=_ms(start), result=result)
+        await asyncio.shield(
+            enqueue_follow_ups(Producer(ctx["redis"]), done.follow_ups, job=spec.name, job_id=job_id)
+        )
         await self._record_last_run(ctx, start, "succeeded", counts=result)
         return result
 
