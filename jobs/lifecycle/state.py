@@ -10,7 +10,20 @@ from collections import defaultdict
 from datetime import date, datetime
 from uuid import UUID
 
-from sqlalchemy import Date, String, and_, case, cast, column, func, literal, select, table, union_all
+from sqlalchemy import (
+    Date,
+    String,
+    Subquery,
+    and_,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    select,
+    table,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.arrays import is_any
@@ -35,10 +48,11 @@ cs, p, s, e = class_sessions.c, session_participants.c, students.c, enrollments.
 rs = retention_settings.c
 
 
-def _sessions(ids: list[UUID]):
+def sessions_of(ids: list[UUID]) -> Subquery:
     """One row per (student, session) with the status that counts for the student."""
     individual = select(
         cs.student_id.label("student_id"),
+        cs.id.label("session_id"),
         cast(cs.status, String).label("status"),
         cs.starts_at,
         cs.ends_at,
@@ -46,6 +60,7 @@ def _sessions(ids: list[UUID]):
     group = (
         select(
             p.student_id.label("student_id"),
+            cs.id.label("session_id"),
             case(
                 (p.status == "attended", literal("completed")),
                 (p.status == "confirmed", cast(cs.status, String)),
@@ -63,7 +78,7 @@ def _sessions(ids: list[UUID]):
 async def load(conn: AsyncConnection, ids: list[UUID], now: datetime) -> list[StudentState]:
     if not ids:
         return []
-    a = _sessions(ids)
+    a = sessions_of(ids)
     # a time zone PostgreSQL does not know would fail the whole batch: such a student's weeks are UTC
     zone = case(
         (s.timezone.in_(select(pg_timezone_names.c.name)), s.timezone),
