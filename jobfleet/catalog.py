@@ -178,9 +178,6 @@ JOBS: tuple[JobSpec, ...] = (
         "sweep",
         "Ask students for a review once they completed the teacher's number of sessions",
         timeout_s=600,
-        # auto-completion enqueues it per teacher with the teacher id as key: a finished run must
-        # not keep a result that would swallow the next request for the same teacher
-        keep_result_s=0,
     ),
     JobSpec(
         "reviews.expire",

@@ -4,6 +4,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_TEACHERS_PER_RUN = 1000
+
 
 class Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -40,8 +42,9 @@ class LifecycleRun(Payload):
 
 
 class ReviewRun(Payload):
-    # None: every teacher with automatic review requests (the sweep); an id: that teacher only
-    teacher_id: UUID | None = None
+    # None: every teacher with automatic review requests (the sweep); ids: those teachers only
+    # (what auto-completion asks for: the teachers whose students it just completed)
+    teacher_ids: tuple[UUID, ...] | None = Field(default=None, min_length=1, max_length=MAX_TEACHERS_PER_RUN)
 
 
 class Sleep(Payload):

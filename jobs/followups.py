@@ -1,10 +1,12 @@
 """Jobs that a job asks for once it has succeeded.
 
-A job returns ``Outcome(summary, follow_ups)`` instead of a bare summary when its work makes other
-work due (auto-completion makes review requests due). The runtime enqueues the follow-ups only
-after the job returned, that is after its transactions committed, so a follow-up never sees the
-database from before the change that caused it; a job that fails or is interrupted enqueues
-nothing. The job itself never touches the queue: it names catalog jobs and payloads (ids only).
+A job whose work makes other work due (auto-completion makes review requests due) returns its
+summary as an ``Outcome``: the same counts (it is a dict), plus the follow-ups. The runtime
+enqueues them only after the job returned, that is after its transactions committed, so a
+follow-up never reads the database from before the change that caused it; a job that fails or is
+interrupted returns nothing and so enqueues nothing. The job never touches the queue itself: it
+names catalog jobs and payloads (ids only), and the periodic sweep of the same job is the safety
+net for a follow-up that Redis did not take.
 """
 
 from collections.abc import Iterable, Mapping
@@ -19,17 +21,18 @@ class FollowUp:
     key: str | None = None  # the producer's idempotency key: queued duplicates collapse
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    summary: dict[str, int]
-    follow_ups: tuple[FollowUp, ...] = ()
+class Outcome(dict[str, int]):
+    """A job's summary, carrying the follow-ups it asks for."""
+
+    def __init__(self, summary: Mapping[str, int], follow_ups: Iterable[FollowUp] = ()) -> None:
+        super().__init__(summary)
+        self.follow_ups = tuple(follow_ups)
 
 
-def outcome(result: "dict[str, int] | Outcome") -> Outcome:
-    """Every job's result as an Outcome (most jobs return only their summary)."""
+def outcome(result: Mapping[str, int]) -> Outcome:
+    """Every job's result as an Outcome (most jobs return a plain summary: no follow-ups)."""
     return result if isinstance(result, Outcome) else Outcome(result)
 
 
-def with_follow_ups(summary: dict[str, int], follow_ups: Iterable[FollowUp]) -> "dict[str, int] | Outcome":
-    follow_ups = tuple(follow_ups)
-    return Outcome(summary, follow_ups) if follow_ups else summary
+def with_follow_ups(summary: Mapping[str, int], follow_ups: Iterable[FollowUp]) -> Outcome:
+    return Outcome(summary, follow_ups)

@@ -107,7 +107,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await deps.close()
             await redis.aclose()
-        print(wire.encode(done.summary).decode())
+        print(wire.encode(dict(done)).decode())
         return 0
 
     return _run(main())

@@ -26,7 +26,7 @@ from workers.last_runs import LastRuns
 from workers.retrying import backoff_s, is_transient
 from workers.stats import RunningJob, Stats
 
-Handler = Callable[[Deps, Payload], Awaitable[dict[str, Any] | Outcome]]
+Handler = Callable[[Deps, Payload], Awaitable[dict[str, Any]]]
 log = structlog.get_logger("jobfleet.job")
 
 
@@ -154,7 +154,7 @@ class JobRunner:
             bound.error("job_failed", error=error, duration_ms=duration_ms)
             await self._record_last_run(ctx, start, "failed", error=error)
             raise JobFailed(error) from None
-        result = done.summary
+        result = dict(done)  # the summary alone goes into the result and the logs
         self.stats.ended(job_id, spec.name, "succeeded", time.perf_counter() - start, result)
         bound.info("job_succeeded", duration_ms=_ms(start), result=result)
         await asyncio.shield(

@@ -10,7 +10,8 @@ notifies the student (the notification names the request, not the token); ``emai
 requests are delivered by the backend, which owns the mail and the link pages.
 
 Triggers: the sweep (every teacher with auto_request), and sessions.auto_complete, which asks for
-a run per teacher whose students it just completed, after its commit (``jobs.followups``).
+a run for the teachers whose students it just completed, after its commits (``jobs.followups``,
+``follow_up_for``).
 
 Exactly once: each batch locks its students (``jobs.student_locks``) before the statement that
 inserts only where no pending, completed or dismissed request exists; that statement runs after
@@ -28,8 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.arrays import is_any, unnest
 from db.pinteach import UUID_ARRAY, enum, notifications, review_requests, review_settings, students
 from db.schema import missing_table
-from jobfleet.payloads import ReviewRun
+from jobfleet.payloads import MAX_TEACHERS_PER_RUN, ReviewRun
 from jobs.deps import Deps
+from jobs.followups import FollowUp
 from jobs.lifecycle.state import sessions_of
 from jobs.student_locks import lock_students
 from jobs.sweep import sweep
@@ -60,7 +62,7 @@ async def run(deps: Deps, payload: ReviewRun) -> dict[str, int]:
 
     async def batch() -> tuple[int, dict[str, int]]:
         async with deps.pinteach.begin() as conn:
-            ids = await candidates(conn, payload.teacher_id, after[0], deps.settings.sweep_batch_size)
+            ids = await candidates(conn, payload.teacher_ids, after[0], deps.settings.sweep_batch_size)
             if not ids:
                 return 0, {}
             after[0] = ids[-1]
@@ -70,7 +72,7 @@ async def run(deps: Deps, payload: ReviewRun) -> dict[str, int]:
 
 
 async def candidates(
-    conn: AsyncConnection, teacher_id: UUID | None, after: UUID | None, limit: int
+    conn: AsyncConnection, teacher_ids: tuple[UUID, ...] | None, after: UUID | None, limit: int
 ) -> list[UUID]:
     """The next students (by id) of auto-requesting teachers without a blocking request."""
     query = (
@@ -80,8 +82,8 @@ async def candidates(
         .order_by(s.id)
         .limit(limit)
     )
-    if teacher_id is not None:
-        query = query.where(s.teacher_id == teacher_id)
+    if teacher_ids is not None:
+        query = query.where(is_any(s.teacher_id, teacher_ids))
     if after is not None:
         query = query.where(s.id > after)
     return list((await conn.execute(query)).scalars())
@@ -179,3 +181,13 @@ async def _insert_requests(conn: AsyncConnection, due: list) -> dict[str, int]:
         )
     log.info("review_requests_created", requested=len(created), in_app=len(in_app))
     return {"requested": len(created), "notified": len(in_app)}
+
+
+def follow_up_for(teacher_ids: set[UUID]) -> list[FollowUp]:
+    """The run that auto-completion asks for: these teachers now (all of them past the payload's
+    cap: the sweep's work, sooner)."""
+    if not teacher_ids:
+        return []
+    ids = sorted(teacher_ids)
+    payload = {"teacher_ids": [str(i) for i in ids]} if len(ids) <= MAX_TEACHERS_PER_RUN else {}
+    return [FollowUp("reviews.request_due", payload)]

@@ -19,7 +19,7 @@ rr = t.review_requests.c
 
 
 async def ask(deps: Deps, teacher_id=None) -> dict[str, int]:
-    return await request_due.run(deps, ReviewRun(teacher_id=teacher_id))
+    return await request_due.run(deps, ReviewRun(teacher_ids=(teacher_id,) if teacher_id else None))
 
 
 async def student_done(seed: PinTeach, sessions: int, *, teacher=None, **settings) -> dict:
