@@ -22,9 +22,12 @@ from jobfleet.settings import Settings
 from jobs.credits import demo as credits_demo
 from jobs.gdpr import demo as gdpr_demo
 from jobs.licenses import demo as licenses_demo
+from jobs.lifecycle import demo as lifecycle_demo
 from jobs.messages import demo as messages_demo
 from jobs.payments import demo as payments_demo
 from jobs.retention import demo as retention_demo
+from jobs.retention import teacher_demo as teacher_retention_demo
+from jobs.reviews import demo as reviews_demo
 from jobs.sessions.demo import seed_demo as seed_sessions
 from jobs.waitlist import demo as waitlist_demo
 from workers.fleet import Fleet
@@ -86,6 +89,9 @@ async def load_data(settings: Settings) -> None:
             await waitlist_demo.seed_demo(conn)
             await payments_demo.seed_demo(conn)
             await gdpr_demo.seed_demo(conn)
+            await lifecycle_demo.seed_demo(conn)
+            await reviews_demo.seed_demo(conn)
+            await teacher_retention_demo.seed_demo(conn)
             messages = await messages_demo.seed_demo(conn)
         async with my.begin() as conn:
             await licenses_demo.seed_demo(conn)

@@ -26,6 +26,10 @@ async def test_demo_sweeps_act_within_a_minute(env):
         "gdpr.erase_due",
         "telemetry.purge",
         "licenses.reconcile",
+        "lifecycle.detect",
+        "reviews.request_due",
+        "reviews.expire",
+        "retention.teacher_policies",
     }
     try:
         async with asyncio.timeout(60):
@@ -48,3 +52,7 @@ async def test_demo_sweeps_act_within_a_minute(env):
     assert results["gdpr.erase_due"]["erased"] > 0
     assert results["telemetry.purge"]["deleted"] > 0
     assert results["licenses.reconcile"]["expired"] > 0
+    assert results["lifecycle.detect"]["gap_detected"] > 0 and results["lifecycle.detect"]["churned"] > 0
+    assert results["reviews.request_due"]["requested"] > 0
+    assert results["reviews.expire"]["expired"] > 0
+    assert results["retention.teacher_policies"]["erasure_requested"] > 0
