@@ -36,6 +36,7 @@ from uuid import UUID
 import structlog
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     String,
     Uuid,
     and_,
@@ -160,9 +161,15 @@ async def changed_students(
     rs = retention_settings.c
     configured = (await conn.execute(select(rs.gap_days, rs.churn_days).where(rs.enabled))).all()
     thresholds = sorted({d for row in configured for d in row} | {DEFAULT_GAP, DEFAULT_CHURN})
+    query = candidates_query(thresholds, since=since, now=now, lookback=lookback)
+    return sorted((await conn.execute(query)).scalars())
 
+
+def candidates_query(
+    thresholds: list[int], *, since: datetime, now: datetime, lookback: timedelta
+) -> CompoundSelect:
     def crossed(column: ColumnElement) -> ColumnElement[bool]:
-        """``column`` passed one of the thresholds between the mark and now."""
+        """``column`` passed one of the thresholds (days) between the mark and now."""
         return or_(
             *(and_(column > since - timedelta(days=d), column <= now - timedelta(days=d)) for d in thresholds)
         )
@@ -177,7 +184,7 @@ async def changed_students(
         and_(counted, or_(and_(cs.ends_at > since, cs.ends_at <= now), crossed(cs.ends_at))),
     )
     p, e = session_participants.c, enrollments.c
-    query = union(
+    return union(
         select(cs.student_id).where(sessions_moved, cs.student_id.is_not(None)),
         select(p.student_id)
         .select_from(session_participants.join(class_sessions, cs.id == p.session_id))
@@ -186,7 +193,6 @@ async def changed_students(
         select(e.student_id).where(or_(e.updated_at > since, crossed(e.valid_from))),
         select(s.id).where(s.deleted_at.is_(None), or_(s.updated_at > since, crossed(s.created_at))),
     )
-    return sorted((await conn.execute(query)).scalars())
 
 
 async def mark_time(conn: AsyncConnection) -> datetime:

@@ -7,21 +7,21 @@ pending_review. A checkout hold is not a booking until it is paid.
 """
 
 from collections import defaultdict
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
-    Date,
     String,
     Subquery,
     and_,
     case,
     cast,
-    column,
     func,
     literal,
     select,
-    table,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,7 +42,6 @@ HELD = ("completed", "pending_review")
 # the event types this job writes, and so the ones its "once" rules look at
 DETECTED = ("gap_detected", "churned", "reactivated", "milestone_reached", "streak_achieved")
 DEFAULTS = Thresholds()
-pg_timezone_names = table("pg_timezone_names", column("name"))
 
 cs, p, s, e = class_sessions.c, session_participants.c, students.c, enrollments.c
 rs = retention_settings.c
@@ -79,11 +78,6 @@ async def load(conn: AsyncConnection, ids: list[UUID], now: datetime) -> list[St
     if not ids:
         return []
     a = sessions_of(ids)
-    # a time zone PostgreSQL does not know would fail the whole batch: such a student's weeks are UTC
-    zone = case(
-        (s.timezone.in_(select(pg_timezone_names.c.name)), s.timezone),
-        else_=literal("UTC"),
-    )
     completed = a.c.status == "completed"
     per_student = (
         select(
@@ -94,13 +88,8 @@ async def load(conn: AsyncConnection, ids: list[UUID], now: datetime) -> list[St
                 "booked"
             ),
             func.count().filter(completed).label("completed"),
-            func.array_agg(
-                func.distinct(cast(func.date_trunc("week", func.timezone(zone, a.c.starts_at)), Date))
-            )
-            .filter(completed)
-            .label("weeks"),
+            func.array_agg(a.c.starts_at).filter(completed).label("completed_starts"),
         )
-        .select_from(a.join(students, s.id == a.c.student_id))
         .group_by(a.c.student_id)
         .subquery("per_student")
     )
@@ -116,6 +105,7 @@ async def load(conn: AsyncConnection, ids: list[UUID], now: datetime) -> list[St
                 s.id,
                 s.teacher_id,
                 cast(s.status, String).label("status"),
+                s.timezone,
                 s.created_at,
                 rs.enabled,
                 rs.gap_days,
@@ -126,7 +116,7 @@ async def load(conn: AsyncConnection, ids: list[UUID], now: datetime) -> list[St
                 per_student.c.last_completed_at,
                 per_student.c.booked,
                 per_student.c.completed,
-                per_student.c.weeks,
+                per_student.c.completed_starts,
                 active.c.active_since,
             )
             .select_from(
@@ -150,11 +140,27 @@ async def load(conn: AsyncConnection, ids: list[UUID], now: datetime) -> list[St
             booked_ahead=bool(r.booked),
             active_since=r.active_since,
             completed=r.completed or 0,
-            completed_weeks=tuple(w for w in (r.weeks or ()) if isinstance(w, date)),
+            completed_weeks=weeks(r.completed_starts or (), r.timezone),
             events=tuple(past.get(r.id, ())),
         )
         for r in rows
     ]
+
+
+def weeks(starts: Sequence[datetime], timezone: str) -> tuple[date, ...]:
+    """The Mondays, in the student's time zone, of the ISO weeks of these session starts (computed
+    here rather than in SQL: a zone PostgreSQL does not know would fail the whole batch there;
+    here an unknown zone counts as UTC)."""
+    zone = _zone(timezone)
+    return tuple(sorted({(d := at.astimezone(zone).date()) - timedelta(days=d.weekday()) for at in starts}))
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 def _thresholds(r) -> Thresholds:

@@ -270,3 +270,13 @@ async def test_without_the_migration_it_says_so_and_changes_nothing(deps, seed, 
     assert counts["migration_missing"] == 1 and counts["churned"] == 0
     assert await seed.count(t.student_lifecycle_events) == 0
     assert (await seed.row(t.students)).status == "active"
+
+
+async def test_a_time_zone_postgresql_does_not_know_counts_as_utc_and_fails_nothing(deps, seed):
+    odd = await student_with(seed, enrollment={}, timezone="Mars/Olympus_Mons")
+    await seed.insert(t.retention_settings, teacher_id=odd["teacher"], streak_weeks=2, milestones=[2])
+    await held(seed, odd, timedelta(days=7), timedelta(days=14))
+    other = await student_with(seed, enrollment={})
+    await held(seed, other, timedelta(days=20))
+    counts = await run(deps)
+    assert (counts["streak_achieved"], counts["milestone_reached"], counts["gap_detected"]) == (1, 1, 1)
