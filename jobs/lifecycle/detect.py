@@ -65,10 +65,10 @@ from db.pinteach import (
     student_lifecycle_events,
     students,
 )
-from db.schema import missing_table
 from jobfleet.payloads import LifecycleRun
 from jobs.deps import Deps
 from jobs.lifecycle import rules, state
+from jobs.optional_tables import migration_missing
 from jobs.student_locks import lock_students
 
 log = structlog.get_logger()
@@ -106,10 +106,9 @@ HIDDEN_TRANSACTION_SLACK = timedelta(hours=1)
 async def run(deps: Deps, payload: LifecycleRun) -> dict[str, int]:
     totals = dict.fromkeys(SUMMARY_KEYS, 0)
     engine = deps.pinteach
+    if await migration_missing(engine, "lifecycle.detect", retention_settings):
+        return {**totals, "migration_missing": 1}
     async with engine.connect() as conn:
-        if line := await missing_table(conn, retention_settings):
-            log.warning("migration_missing", job="lifecycle.detect", detail=line)
-            return {**totals, "migration_missing": 1}
         now = (await conn.execute(select(func.now()))).scalar_one()
         mark = await mark_time(conn)
         since = None if payload.teacher_id or deps.marks is None else await deps.marks.get(MARK)

@@ -79,41 +79,36 @@ def _days_since(then: datetime, now: datetime) -> int:
 
 
 def gap(s: StudentState, now: datetime) -> NewEvent | None:
-    """Active enrollment, nothing booked, no session for gap_days; once per gap: a gap event after
-    the student's last session (or enrolment) means this gap was reported."""
+    """Active enrollment, nothing booked, no session for gap_days (from the last session, or the
+    enrollment's start); once per gap."""
     if s.status not in LIVE_STATUSES or s.active_since is None or s.booked_ahead:
         return None
-    since = s.last_session_at or s.active_since
-    if since > now - timedelta(days=s.thresholds.gap_days):
-        return None
-    earlier = s.last("gap_detected")
-    if earlier is not None and earlier.occurred_at >= since:
-        return None
-    return _event(
-        s,
-        "gap_detected",
-        last_session_at=s.last_session_at.isoformat() if s.last_session_at else None,
-        days_without_session=_days_since(since, now),
-        gap_days=s.thresholds.gap_days,
-    )
+    days = s.thresholds.gap_days
+    return _quiet(s, now, "gap_detected", s.last_session_at or s.active_since, days, gap_days=days)
 
 
 def churn(s: StudentState, now: datetime) -> NewEvent | None:
-    """No booked session, no active enrollment, no session for churn_days; once per churn."""
+    """No booked session, no active enrollment, no session for churn_days (or since sign-up); once
+    per churn."""
     if s.status not in LIVE_STATUSES or s.active_since is not None or s.booked_ahead:
         return None
-    since = s.last_session_at or s.created_at
-    if since > now - timedelta(days=s.thresholds.churn_days):
+    days = s.thresholds.churn_days
+    return _quiet(s, now, "churned", s.last_session_at or s.created_at, days, churn_days=days)
+
+
+def _quiet(
+    s: StudentState, now: datetime, event_type: str, since: datetime, days: int, **more: Any
+) -> NewEvent | None:
+    """The event when the student has been quiet for ``days`` since ``since``, unless an event of
+    this type already followed ``since`` (this quiet spell was reported)."""
+    if since > now - timedelta(days=days):
         return None
-    earlier = s.last("churned")
+    earlier = s.last(event_type)
     if earlier is not None and earlier.occurred_at >= since:
         return None
+    last_session_at = s.last_session_at.isoformat() if s.last_session_at else None
     return _event(
-        s,
-        "churned",
-        last_session_at=s.last_session_at.isoformat() if s.last_session_at else None,
-        days_without_session=_days_since(since, now),
-        churn_days=s.thresholds.churn_days,
+        s, event_type, last_session_at=last_session_at, days_without_session=_days_since(since, now), **more
     )
 
 

@@ -42,9 +42,9 @@ from db.pinteach import (
     session_content,
     students,
 )
-from db.schema import missing_table
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
+from jobs.optional_tables import migration_missing
 from jobs.student_locks import lock_students
 
 log = structlog.get_logger()
@@ -169,10 +169,8 @@ POLICIES = (
 async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     totals = dict.fromkeys(SUMMARY_KEYS, 0)
     engine = deps.pinteach
-    async with engine.connect() as conn:
-        if line := await missing_table(conn, data_retention_settings):
-            log.warning("migration_missing", job="retention.teacher_policies", detail=line)
-            return {**totals, "migration_missing": 1}
+    if await migration_missing(engine, "retention.teacher_policies", data_retention_settings):
+        return {**totals, "migration_missing": 1}
     deadline = time.monotonic() + deps.settings.retention_budget_s
     complete = True
     for policy in POLICIES:

@@ -6,27 +6,23 @@ sweeps take disjoint rows and the cost grows with the requests due, not the tabl
 
 from functools import partial
 
-import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.arrays import is_any
 from db.pinteach import review_requests
-from db.schema import missing_table
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
+from jobs.optional_tables import migration_missing
 from jobs.sweep import sweep_in_transactions
 
-log = structlog.get_logger()
 SUMMARY_KEYS = ("expired",)
 r = review_requests.c
 
 
 async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
-    async with deps.pinteach.connect() as conn:
-        if line := await missing_table(conn, review_requests):
-            log.warning("migration_missing", job="reviews.expire", detail=line)
-            return {"expired": 0, "migration_missing": 1}
+    if await migration_missing(deps.pinteach, "reviews.expire", review_requests):
+        return {"expired": 0, "migration_missing": 1}
     return await sweep_in_transactions(
         deps.pinteach,
         partial(expire_batch, limit=deps.settings.sweep_batch_size),

@@ -28,11 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.arrays import is_any, unnest
 from db.pinteach import UUID_ARRAY, enum, notifications, review_requests, review_settings, students
-from db.schema import missing_table
 from jobfleet.payloads import MAX_TEACHERS_PER_RUN, ReviewRun
 from jobs.deps import Deps
 from jobs.followups import FollowUp
 from jobs.lifecycle.state import sessions_of
+from jobs.optional_tables import migration_missing
 from jobs.student_locks import lock_students
 from jobs.sweep import sweep
 
@@ -53,11 +53,8 @@ def _no_blocking_request(student_id: ColumnElement) -> ColumnElement[bool]:
 
 
 async def run(deps: Deps, payload: ReviewRun) -> dict[str, int]:
-    async with deps.pinteach.connect() as conn:
-        for table in (review_settings, review_requests):
-            if line := await missing_table(conn, table):
-                log.warning("migration_missing", job="reviews.request_due", detail=line)
-                return {**dict.fromkeys(SUMMARY_KEYS, 0), "migration_missing": 1}
+    if await migration_missing(deps.pinteach, "reviews.request_due", review_settings, review_requests):
+        return {**dict.fromkeys(SUMMARY_KEYS, 0), "migration_missing": 1}
     after: list[UUID | None] = [None]
 
     async def batch() -> tuple[int, dict[str, int]]:

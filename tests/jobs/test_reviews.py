@@ -22,6 +22,18 @@ async def ask(deps: Deps, teacher_id=None) -> dict[str, int]:
     return await request_due.run(deps, ReviewRun(teacher_ids=(teacher_id,) if teacher_id else None))
 
 
+async def review_request(seed: PinTeach, ids: dict, expires_at, status: str = "pending", channel="in_app"):
+    return await seed.insert(
+        t.review_requests,
+        teacher_id=ids["teacher"],
+        student_id=ids["student"],
+        channel=channel,
+        token=request_due.new_token(),
+        status=status,
+        expires_at=expires_at,
+    )
+
+
 async def student_done(seed: PinTeach, sessions: int, *, teacher=None, **settings) -> dict:
     ids = await student_with(seed, teacher=teacher, enrollment={})
     if teacher is None:
@@ -79,15 +91,7 @@ async def test_email_channel_and_expiry_from_the_settings(deps, seed):
 @pytest.mark.parametrize(("status", "again"), [("completed", 0), ("dismissed", 0), ("expired", 1)])
 async def test_never_a_second_while_one_is_pending_completed_or_dismissed(deps, seed, status, again):
     ids = await student_done(seed, 3)
-    await seed.insert(
-        t.review_requests,
-        teacher_id=ids["teacher"],
-        student_id=ids["student"],
-        channel="in_app",
-        token=request_due.new_token(),
-        status=status,
-        expires_at=ago(days=1),
-    )
+    await review_request(seed, ids, ago(days=1), status)
     assert (await ask(deps))["requested"] == again
 
 
@@ -112,20 +116,9 @@ async def test_a_run_for_one_teacher(deps, seed):
 async def test_expire_pending_requests_past_expiry_only_after_missed_days(deps, seed):
     ids = await student_with(seed)
 
-    async def request(status: str, expires_at) -> object:
-        return await seed.insert(
-            t.review_requests,
-            teacher_id=ids["teacher"],
-            student_id=ids["student"],
-            channel="link",
-            token=request_due.new_token(),
-            status=status,
-            expires_at=expires_at,
-        )
-
-    overdue = [await request("pending", ago(days=d)) for d in range(1, 12)]  # ticks missed for days
-    future = await request("pending", ahead(days=1))
-    done = await request("completed", ago(days=3))
+    overdue = [await review_request(seed, ids, ago(days=d)) for d in range(1, 12)]  # ticks missed for days
+    future = await review_request(seed, ids, ahead(days=1))
+    done = await review_request(seed, ids, ago(days=3), "completed")
     small = deps.with_settings(sweep_batch_size=4)
 
     a, b = await asyncio.gather(expire.run(small, Sweep()), expire.run(small, Sweep()))

@@ -11,20 +11,9 @@ from jobs.reviews import expire, request_due
 from ops.audit import audit_pinteach
 from tests.factories import PinTeach, ago, ahead
 from tests.jobs.test_lifecycle_detect import held, student_with, table_moved_away
+from tests.jobs.test_reviews import review_request
 from tests.ops.support import dashboard
 from tests.ops.test_metrics_and_health import scrape
-
-
-async def review_request(seed: PinTeach, ids: dict, expires_at, status="pending"):
-    return await seed.insert(
-        t.review_requests,
-        teacher_id=ids["teacher"],
-        student_id=ids["student"],
-        channel="in_app",
-        token=request_due.new_token(),
-        status=status,
-        expires_at=expires_at,
-    )
 
 
 async def test_audit_names_each_violation_and_the_jobs_leave_none(deps, pg):
