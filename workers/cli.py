@@ -116,7 +116,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
-    from jobfleet.producer import Producer
+    from workers import connections
 
     defer_until = None
     if args.defer_until:
@@ -128,7 +128,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError("--defer-until needs a time zone, e.g. 2026-11-22T10:00:00+00:00")
 
     async def main() -> int:
-        async with Producer.from_url(settings.redis_url) as producer:
+        async with connections.producer(settings) as producer:
             job_id = await producer.enqueue(
                 args.name,
                 _payload(args.payload),

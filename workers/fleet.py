@@ -10,10 +10,9 @@ import contextlib
 import signal
 
 import structlog
-from arq.connections import RedisSettings
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from jobs.deps import Deps
 from jobs.retention.policies import load_policies
@@ -63,7 +62,7 @@ class Fleet:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, sig)
         deps = Deps.from_settings(settings)
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_target)
         stats = Stats()
         failures = FailureRecord(redis)
         heartbeat = Heartbeat(
@@ -105,7 +104,7 @@ class Fleet:
                 deps=deps,
                 failures=failures,
                 stats=stats,
-                redis_settings=RedisSettings.from_dsn(settings.redis_url),
+                redis_target=settings.redis_target,
                 max_jobs=settings.worker_max_jobs,
                 poll_delay_s=settings.worker_poll_delay_s,
                 shutdown_grace_s=settings.shutdown_grace_s,
@@ -128,6 +127,7 @@ class Fleet:
                 log.error(
                     "worker_redis_lost",
                     queue=queue,
+                    redis=settings.redis_target.describe(),
                     error=str(e),
                     reconnect_in_s=delay_s,
                     running=len(running),
