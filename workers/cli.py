@@ -87,10 +87,8 @@ def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from redis.asyncio import Redis
-
-    from jobfleet.producer import Producer
     from jobs.deps import Deps
+    from workers import connections
     from workers.logging import configure
     from workers.marks import RedisMarks
     from workers.runner import enqueue_follow_ups, load_handler, run_job
@@ -102,12 +100,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     payload = _payload(args.payload)
 
     async def main() -> int:
-        redis = Redis.from_url(settings.redis_url)
-        deps = Deps.from_settings(settings).with_marks(RedisMarks(redis))
+        producer = connections.producer(settings)
+        deps = Deps.from_settings(settings).with_marks(RedisMarks(producer.redis))
         try:
             done = await run_job(spec, load_handler(spec), deps, payload)
             # after the job's commits, as in a worker
-            await enqueue_follow_ups(Producer(redis), done.follow_ups, job=spec.name)
+            await enqueue_follow_ups(producer, done.follow_ups, job=spec.name)
         except Exception as e:  # the one place a failure of any kind becomes exit status 1
             print(
                 wire.encode({"job": spec.name, "ok": False, "error": f"{type(e).__name__}: {e}"}).decode(),
@@ -116,7 +114,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAILURE
         finally:
             await deps.close()
-            await redis.aclose()
+            await producer.close()
         print(wire.encode(dict(done)).decode())
         return 0
 
@@ -124,7 +122,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
-    from jobfleet.producer import Producer
+    from workers import connections
 
     defer_until = None
     if args.defer_until:
@@ -136,7 +134,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError("--defer-until needs a time zone, e.g. 2026-11-22T10:00:00+00:00")
 
     async def main() -> int:
-        async with Producer.from_url(settings.redis_url) as producer:
+        async with connections.producer(settings) as producer:
             job_id = await producer.enqueue(
                 args.name,
                 _payload(args.payload),

@@ -10,10 +10,9 @@ import contextlib
 import signal
 
 import structlog
-from arq.connections import RedisSettings
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from jobs.deps import Deps
 from jobs.retention.policies import load_policies
@@ -63,7 +62,7 @@ class Fleet:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, sig)
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_target)
         deps = Deps.from_settings(settings).with_marks(RedisMarks(redis))
         stats = Stats()
         failures = FailureRecord(redis)
@@ -106,7 +105,7 @@ class Fleet:
                 deps=deps,
                 failures=failures,
                 stats=stats,
-                redis_settings=RedisSettings.from_dsn(settings.redis_url),
+                redis_target=settings.redis_target,
                 max_jobs=settings.worker_max_jobs,
                 poll_delay_s=settings.worker_poll_delay_s,
                 shutdown_grace_s=settings.shutdown_grace_s,
@@ -129,6 +128,7 @@ class Fleet:
                 log.error(
                     "worker_redis_lost",
                     queue=queue,
+                    redis=settings.redis_target.describe(),
                     error=str(e),
                     reconnect_in_s=delay_s,
                     running=len(running),

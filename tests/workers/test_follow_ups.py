@@ -9,7 +9,6 @@ import dataclasses
 import json
 from datetime import timedelta
 
-from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
 from db import pinteach as t
@@ -65,7 +64,7 @@ async def test_a_failed_job_enqueues_no_follow_up(settings, redis: Redis):
         stats=Stats(),
         specs=[spec],
         burst=True,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_target=settings.redis_target,
         max_jobs=1,
         poll_delay_s=0.01,
         shutdown_grace_s=0,
