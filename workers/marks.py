@@ -1,16 +1,16 @@
-"""High-water marks in Redis: one hash, job name -> ISO 8601 time (see jobs.marks).
+"""High-water marks in Redis: one hash, job name -> JSON object (see jobs.marks).
 
 Redis being away costs only speed: a mark that cannot be read is no mark (the job does the full
 work), one that cannot be written leaves the old one (the next run redoes a little).
 """
 
-from datetime import datetime
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from jobfleet import keys
+from jobfleet import keys, wire
 
 log = structlog.get_logger("jobfleet.marks")
 
@@ -19,16 +19,16 @@ class RedisMarks:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def get(self, name: str) -> datetime | None:
+    async def get(self, name: str) -> dict[str, Any] | None:
         try:
             value = await self.redis.hget(keys.MARKS, name)
         except (RedisError, OSError) as e:
             log.warning("mark_not_read", mark=name, error=str(e))
             return None
-        return datetime.fromisoformat(value.decode()) if value else None
+        return wire.decode(value) if value else None
 
-    async def set(self, name: str, at: datetime) -> None:
+    async def set(self, name: str, value: dict[str, Any]) -> None:
         try:
-            await self.redis.hset(keys.MARKS, name, at.isoformat())
+            await self.redis.hset(keys.MARKS, name, wire.encode(value))
         except (RedisError, OSError) as e:
             log.warning("mark_not_written", mark=name, error=str(e))

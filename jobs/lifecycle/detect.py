@@ -14,22 +14,25 @@ concurrent run that held the same students committed its events before we got th
 see them; the "once" rules then find nothing to add. Two runs over the same students serialise
 per student and write each event once; runs over different students do not wait on each other.
 
-Cost: a scheduled run looks only at students who may have changed since the previous successful
-run, whose start time is the job's high-water mark (``Deps.marks``, kept in Redis by the runtime:
-the schema has no place for it, and the fleet does not alter the schema). Candidates are found
-through indexes: sessions whose end falls after the mark minus ``lifecycle_lookback_days`` (late
-completions and reviews), sessions that crossed a gap or churn threshold since the mark (one
-``ends_at`` range per distinct threshold), bookings of churned students; plus enrollments and
-students changed since the mark, which have no timestamp index (a sequential scan of those two
-tables, the size of the student base, not of the session history). A run with no mark (the first,
-after Redis lost it, or ``jobfleet run``) looks at every student; that is slower, never wrong,
-because the guards above decide, not the mark. The mark moves only when a run got through all its
-candidates; a run cut short by its time budget leaves it, so the next run covers the same window.
-On demand (``teacher_id``) a run looks at every student of that teacher and leaves the mark alone.
+Cost: a scheduled run looks only at students who may have changed since the previous pass, whose
+start is the job's high-water mark (``Deps.marks``, kept in Redis by the runtime: the schema has no
+place for it, and the fleet does not alter the schema; see ``jobs.lifecycle.progress``). The mark
+is the run's start, or the start of the oldest transaction still running then (``mark_time``), so
+that no row written before it can commit after the run looked. Candidates are found through
+indexes: sessions written since the mark that ended within ``lifecycle_lookback_days`` or lie ahead,
+and sessions that ended or crossed a gap or churn threshold since the mark (``ends_at`` ranges of
+the (status, ends_at) index, one per distinct threshold); plus enrollments and students changed
+since the mark, which have no timestamp index (a sequential scan of those two tables: the size of
+the student base, not of the session history). A run with no mark (the first, after Redis lost it,
+or ``jobfleet run`` without Redis) looks at every student: slower, never wrong, because the locks
+and the "once" rules decide, not the mark. A run cut short by its budget records the last student
+it got through; the next run goes on from there, and the mark moves only when a pass is done. On
+demand (``teacher_id``) a run looks at every student of that teacher and leaves the mark alone.
 """
 
 import json
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -68,6 +71,7 @@ from db.pinteach import (
 from jobfleet.payloads import LifecycleRun
 from jobs.deps import Deps
 from jobs.lifecycle import rules, state
+from jobs.lifecycle.progress import Progress
 from jobs.optional_tables import migration_missing
 from jobs.student_locks import lock_students
 
@@ -108,34 +112,42 @@ async def run(deps: Deps, payload: LifecycleRun) -> dict[str, int]:
     engine = deps.pinteach
     if await migration_missing(engine, "lifecycle.detect", retention_settings):
         return {**totals, "migration_missing": 1}
+    on_demand = payload.teacher_id is not None
+    tracked = deps.marks is not None and not on_demand
+    progress = Progress.from_doc(await deps.marks.get(MARK)) if tracked else Progress()
     async with engine.connect() as conn:
         now = (await conn.execute(select(func.now()))).scalar_one()
-        mark = await mark_time(conn)
-        since = None if payload.teacher_id or deps.marks is None else await deps.marks.get(MARK)
-        if payload.teacher_id is not None:
+        # a pass cut short goes on; a new one starts at this run's mark
+        progress = replace(progress, next_since=progress.next_since or await mark_time(conn))
+        if on_demand:
             candidates = await _teacher_students(conn, payload.teacher_id)
-        elif since is None:
+        elif progress.since is None:
             candidates = await _all_students(conn)
         else:
             lookback = timedelta(days=deps.settings.lifecycle_lookback_days)
-            candidates = await changed_students(conn, since=since, now=now, lookback=lookback)
+            candidates = await changed_students(conn, since=progress.since, now=now, lookback=lookback)
+    if progress.after is not None:
+        candidates = [c for c in candidates if c > progress.after]
 
-    deadline = time.monotonic() + deps.settings.sweep_budget_s
+    deadline = time.monotonic() + deps.settings.lifecycle_budget_s
     size = deps.settings.sweep_batch_size
     done = 0
     while done < len(candidates):
+        batch = candidates[done : done + size]
         async with engine.begin() as conn:
-            counts = await detect_batch(conn, candidates[done : done + size], now)
-        done += size
+            counts = await detect_batch(conn, batch, now)
+        done += len(batch)
         for key, n in counts.items():
             totals[key] += n
-        if time.monotonic() >= deadline:
+        if done < len(candidates) and time.monotonic() >= deadline:
+            progress = replace(progress, after=batch[-1])
             break
-    complete = done >= len(candidates)
-    totals["complete"] = int(complete)
-    if complete and payload.teacher_id is None and deps.marks is not None:
-        await deps.marks.set(MARK, mark)
-    log.info("lifecycle_detected", mark_was=since.isoformat() if since else None, **totals)
+    else:
+        progress = progress.finished()
+    totals["complete"] = int(progress.after is None)
+    if tracked:
+        await deps.marks.set(MARK, progress.doc())
+    log.info("lifecycle_detected", since=progress.since.isoformat() if progress.since else None, **totals)
     return totals
 
 

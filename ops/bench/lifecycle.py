@@ -10,6 +10,7 @@ this process (``run(deps, LifecycleRun())``); the mark is handed in as the runti
 
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 from sqlalchemy.dialects import postgresql
@@ -20,6 +21,7 @@ from jobfleet.payloads import LifecycleRun
 from jobfleet.settings import load_settings
 from jobs.deps import Deps
 from jobs.lifecycle import detect
+from jobs.lifecycle.progress import Progress
 from ops.bench.lifecycle_sql import COUNTS, DATA
 from ops.bench.report import Section
 from ops.bench.sweep import Databases, _dsn
@@ -36,14 +38,14 @@ TARGET_S = 1.0
 class Mark:
     """The runtime's mark store, held in memory: the benchmark measures the job, not Redis."""
 
-    def __init__(self, at: datetime | None) -> None:
-        self.at = at
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
 
-    async def get(self, name: str) -> datetime | None:
-        return self.at
+    async def get(self, name: str) -> dict[str, Any] | None:
+        return self.progress.doc()
 
-    async def set(self, name: str, at: datetime) -> None:
-        self.at = at
+    async def set(self, name: str, value: dict[str, Any]) -> None:
+        self.progress = Progress.from_doc(value)
 
 
 async def timed(deps: Deps, mark: Mark) -> tuple[float, float, dict[str, int]]:
@@ -87,10 +89,10 @@ async def bench_lifecycle(admin_dsn: str, size: str, runs: int | None) -> tuple[
         finally:
             await conn.close()
         built_s = time.perf_counter() - start
-        settings = load_settings(pinteach_dsn=dsn, sweep_budget_s=3600, log_level="WARNING")
+        settings = load_settings(pinteach_dsn=dsn, lifecycle_budget_s=3600, log_level="WARNING")
         deps = Deps.from_settings(settings)
         try:
-            settle_s, _, settled = await timed(deps, Mark(None))
+            settle_s, _, settled = await timed(deps, Mark(Progress()))
             conn = await asyncpg.connect(dsn)
             try:
                 await conn.execute("VACUUM ANALYZE")
@@ -99,7 +101,7 @@ async def bench_lifecycle(admin_dsn: str, size: str, runs: int | None) -> tuple[
             finally:
                 await conn.close()
             checked: dict[str, int] = {}
-            last = Mark(None)  # the mark each run leaves, as the runtime keeps it
+            last = Mark(Progress())  # the mark each run leaves, as the runtime keeps it
             for _ in range(runs):
                 for case in (
                     "no mark: every student",
@@ -107,9 +109,9 @@ async def bench_lifecycle(admin_dsn: str, size: str, runs: int | None) -> tuple[
                     "a day since the last run",
                 ):
                     if case.startswith("no mark"):
-                        last.at = None
+                        last.progress = Progress()
                     elif case.startswith("a day"):
-                        last.at -= timedelta(days=1)
+                        last.progress = Progress(since=last.progress.since - timedelta(days=1))
                     wall, cpu, result = await timed(deps, last)
                     section.figure(f"{case}, wall", "s").runs.append(wall)
                     section.figure(f"{case}, CPU of this process", "s").runs.append(cpu)

@@ -10,6 +10,7 @@ from db import pinteach as t
 from jobfleet.payloads import LifecycleRun
 from jobs.deps import Deps
 from jobs.lifecycle import detect
+from jobs.lifecycle.progress import Progress
 from tests.factories import PinTeach, ago
 from workers.marks import RedisMarks
 
@@ -19,6 +20,14 @@ ev = t.student_lifecycle_events.c
 
 async def run(deps: Deps, teacher_id=None) -> dict[str, int]:
     return await detect.run(deps, LifecycleRun(teacher_id=teacher_id))
+
+
+async def since(marks: RedisMarks):
+    return Progress.from_doc(await marks.get(detect.MARK)).since
+
+
+async def move_mark(marks: RedisMarks, to) -> None:
+    await marks.set(detect.MARK, Progress(since=to).doc())
 
 
 async def events(seed: PinTeach, event_type: str, student_id=None) -> list:
@@ -216,14 +225,14 @@ async def test_incremental_run_sees_only_what_changed_since_the_mark_and_catches
     quiet = await student_with(seed, enrollment={})
     await held(seed, quiet, timedelta(days=3))
     assert (await run(tracked))["students_checked"] >= 1  # no mark yet: every student
-    mark = await marks.get(detect.MARK)
+    mark = await since(marks)
     assert mark is not None
 
     # nothing changed: nobody is looked at
     assert (await run(tracked))["students_checked"] == 0
 
     # the scheduler was down for 20 days: pretend the last run was then
-    await marks.set(detect.MARK, mark - timedelta(days=20))
+    await move_mark(marks, mark - timedelta(days=20))
     late = await student_with(seed, enrollment={})
     await held(seed, late, timedelta(days=17))  # its gap began 3 days ago, during the missed days
     counts = await run(tracked)
@@ -239,7 +248,7 @@ async def test_a_threshold_crossed_by_time_alone_is_found_without_any_write(deps
     await held(seed, ids, timedelta(days=13, hours=23))
     assert (await run(tracked))["gap_detected"] == 0
     # two hours later (moved by moving the mark back instead of waiting): the gap is due
-    await marks.set(detect.MARK, (await marks.get(detect.MARK)) - timedelta(hours=2))
+    await move_mark(marks, (await since(marks)) - timedelta(hours=2))
     async with seed.engine.begin() as conn:  # the session is now 14 days and 1 hour old
         await conn.execute(
             t.class_sessions.update().values(
@@ -280,3 +289,23 @@ async def test_a_time_zone_postgresql_does_not_know_counts_as_utc_and_fails_noth
     await held(seed, other, timedelta(days=20))
     counts = await run(deps)
     assert (counts["streak_achieved"], counts["milestone_reached"], counts["gap_detected"]) == (1, 1, 1)
+
+
+async def test_a_run_cut_short_by_its_budget_keeps_the_old_mark_and_the_next_goes_on(deps, seed, redis):
+    marks = RedisMarks(redis)
+    teacher = await seed.teacher()
+    for _ in range(5):
+        ids = await student_with(seed, teacher=teacher, enrollment={})
+        await held(seed, ids, timedelta(days=20))
+    short = deps.with_marks(marks).with_settings(sweep_batch_size=2, lifecycle_budget_s=1e-9)
+
+    first = await run(short)
+    assert (first["students_checked"], first["gap_detected"], first["complete"]) == (2, 2, 0)
+    progress = Progress.from_doc(await marks.get(detect.MARK))
+    assert progress.since is None and progress.after is not None  # the pass goes on after that student
+    runs = [await run(short) for _ in range(2)]
+    assert [r["gap_detected"] for r in runs] == [2, 1] and runs[-1]["complete"] == 1
+    done = Progress.from_doc(await marks.get(detect.MARK))
+    # the next pass starts where the first run of this one began
+    assert (done.since, done.after) == (progress.next_since, None)
+    assert len(await events(seed, "gap_detected")) == 5
