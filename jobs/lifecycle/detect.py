@@ -22,12 +22,13 @@ that no row written before it can commit after the run looked. Candidates are fo
 indexes: sessions written since the mark that ended within ``lifecycle_lookback_days`` or lie ahead,
 and sessions that ended or crossed a gap or churn threshold since the mark (``ends_at`` ranges of
 the (status, ends_at) index, one per distinct threshold); plus enrollments and students changed
-since the mark, which have no timestamp index (a sequential scan of those two tables: the size of
-the student base, not of the session history). A run with no mark (the first, after Redis lost it,
-or ``jobfleet run`` without Redis) looks at every student: slower, never wrong, because the locks
-and the "once" rules decide, not the mark. A run cut short by its budget records the last student
-it got through; the next run goes on from there, and the mark moves only when a pass is done. On
-demand (``teacher_id``) a run looks at every student of that teacher and leaves the mark alone.
+since the mark and group seats taken since, which have no timestamp index (a sequential scan of
+those tables: the size of the student base and of group bookings, not of the session history). A
+run with no mark (the first, after Redis lost it, or ``jobfleet run`` without Redis) looks at every
+student: slower, never wrong, because the locks and the "once" rules decide, not the mark. A run
+cut short by its budget records the last student it got through; the next run goes on from there,
+and the mark moves only when a pass is done. On demand (``teacher_id``) a run looks at every
+student of that teacher and leaves the mark alone.
 """
 
 import json
@@ -200,7 +201,9 @@ def candidates_query(
         select(p.student_id)
         .select_from(session_participants.join(class_sessions, cs.id == p.session_id))
         .where(sessions_moved),
-        # no timestamp index on these two: a sequential scan each (see the module doc)
+        # no timestamp index on these: a sequential scan each (see the module doc); a seat taken
+        # in a group session leaves the session row as it was
+        select(p.student_id).where(p.created_at > since),
         select(e.student_id).where(or_(e.updated_at > since, crossed(e.valid_from))),
         select(s.id).where(s.deleted_at.is_(None), or_(s.updated_at > since, crossed(s.created_at))),
     )

@@ -11,7 +11,7 @@ from jobfleet.payloads import LifecycleRun
 from jobs.deps import Deps
 from jobs.lifecycle import detect
 from jobs.lifecycle.progress import Progress
-from tests.factories import PinTeach, ago
+from tests.factories import PinTeach, ago, ahead
 from workers.marks import RedisMarks
 
 pytestmark = pytest.mark.asyncio
@@ -309,3 +309,20 @@ async def test_a_run_cut_short_by_its_budget_keeps_the_old_mark_and_the_next_goe
     # the next pass starts where the first run of this one began
     assert (done.since, done.after) == (progress.next_since, None)
     assert len(await events(seed, "gap_detected")) == 5
+
+
+async def test_a_churned_student_taking_a_group_seat_is_reactivated_by_an_incremental_run(deps, seed, redis):
+    tracked = deps.with_marks(RedisMarks(redis))
+    ids = await student_with(seed, enrollment={"status": "expired"})
+    await held(seed, ids, timedelta(days=100))
+    assert (await run(tracked))["churned"] == 1
+    group = await seed.session(
+        ids["service"],
+        ids["teacher"],
+        ends_at=ahead(days=5),
+        updated_at=ago(days=30),
+        created_at=ago(days=30),
+    )
+    await seed.participant(group, ids["student"], ids["enrollment"])
+    counts = await run(tracked)
+    assert (counts["students_checked"], counts["reactivated"]) == (1, 1)
