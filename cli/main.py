@@ -161,22 +161,22 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_init(args: argparse.Namespace, settings: Settings) -> int:
-    from workers import database
+    from cli import database
 
     targets = [t for t in ("pinteach", "pickatale") if getattr(args, t)] or ["pinteach", "pickatale"]
     return _run(database.init(settings, targets))
 
 
 def cmd_db_check(args: argparse.Namespace, settings: Settings) -> int:
-    from workers import database
+    from cli import database
 
     return _run(database.check(settings))
 
 
 def cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
-    from workers import failed_cli
+    from cli import failed
 
-    return _run(failed_cli.main(args, settings))
+    return _run(failed.main(args, settings))
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
@@ -204,7 +204,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from workers import demo
+    from cli import demo
 
     return demo.main(args, settings)
 

@@ -28,7 +28,7 @@ COMMANDS = [
 
 def jobfleet(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "workers", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=120
     )
 
 
