@@ -7,8 +7,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from redis.exceptions import RedisError
-
+from cli.errors import one_line, server_away
 from jobfleet import keys, wire
 from jobfleet.catalog import CATALOG, JOBS, UnknownJob
 from jobfleet.settings import ConfigError, Settings, load_settings
@@ -180,9 +179,14 @@ def cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.audit import EXIT_CRASHED
     from ops.audit import main as audit
 
-    return _run(audit(settings, args))
+    try:
+        return _run(audit(settings, args))
+    except Exception as e:  # exit 1 means violations: a script must tell an audit that did not finish
+        print(f"jobfleet audit: could not finish: {one_line(e)}", file=sys.stderr)
+        return EXIT_CRASHED
 
 
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
@@ -327,8 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CommandError, UnknownJob, ValueError, LookupError) as e:
         print(f"jobfleet: {e}", file=sys.stderr)
         return EXIT_FAILURE
-    except (RedisError, OSError) as e:
-        print(f"jobfleet: cannot reach a server: {e}", file=sys.stderr)
+    except Exception as e:
+        if (reason := server_away(e)) is None:
+            raise
+        print(f"jobfleet: {reason}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
