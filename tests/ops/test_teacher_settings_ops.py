@@ -10,8 +10,8 @@ from jobs.retention import teacher_policies
 from jobs.reviews import expire, request_due
 from ops.audit import audit_pinteach
 from tests.factories import PinTeach, ago, ahead
-from tests.jobs.test_lifecycle_detect import held, student_with, table_moved_away
-from tests.jobs.test_reviews import review_request
+from tests.jobs.lifecycle.test_detect import held, student_with, table_moved_away
+from tests.jobs.reviews.test_reviews import review_request
 from tests.ops.support import dashboard
 from tests.ops.test_metrics_and_health import scrape
 

@@ -18,7 +18,7 @@ from jobfleet.producer import Producer
 from jobs.deps import Deps
 from jobs.followups import FollowUp, Outcome
 from tests.factories import PinTeach
-from tests.jobs.test_lifecycle_detect import held, student_with
+from tests.jobs.lifecycle.test_detect import held, student_with
 from workers.failures import FailureRecord
 from workers.fleet import Fleet
 from workers.runner import enqueue_follow_ups
