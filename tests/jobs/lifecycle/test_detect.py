@@ -326,3 +326,26 @@ async def test_a_churned_student_taking_a_group_seat_is_reactivated_by_an_increm
     await seed.participant(group, ids["student"], ids["enrollment"])
     counts = await run(tracked)
     assert (counts["students_checked"], counts["reactivated"]) == (1, 1)
+
+
+async def test_a_run_killed_half_way_leaves_whole_batches_and_the_rerun_completes_once(deps, seed, redis):
+    tracked = deps.with_marks(RedisMarks(redis)).with_settings(sweep_batch_size=3)
+    teacher = await seed.teacher()
+    for _ in range(60):
+        ids = await student_with(seed, teacher=teacher, enrollment={})
+        await held(seed, ids, timedelta(days=20))
+
+    task = asyncio.create_task(run(tracked))
+    async with asyncio.timeout(60):
+        while not await events(seed, "gap_detected"):  # killed once some batches have committed
+            await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    written = len(await events(seed, "gap_detected"))
+    assert 0 < written and written % 3 == 0  # whole batches: each is one transaction
+    assert Progress.from_doc(await RedisMarks(redis).get(detect.MARK)).since is None  # no pass finished
+
+    assert (await run(tracked))["gap_detected"] == 60 - written
+    assert len(await events(seed, "gap_detected")) == 60
+    assert await seed.count(t.notifications) == 60
