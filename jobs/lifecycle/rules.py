@@ -36,6 +36,7 @@ class StudentState:
     teacher_id: UUID
     status: str
     created_at: datetime
+    updated_at: datetime  # the row's last change: when the status was set, for all we know
     thresholds: Thresholds
     last_session_at: datetime | None  # latest end of a booked or held session that has ended
     last_completed_at: datetime | None
@@ -113,17 +114,16 @@ def _quiet(
 
 
 def reactivated(s: StudentState) -> NewEvent | None:
-    """A churned student who has booked a session, or completed one after churning."""
+    """A churned student who has booked a session, or completed one after churning (when the status
+    was set by someone else, with no churned event, the row's last change stands for that time)."""
     if s.status != "churned":
         return None
     churned = s.last("churned")
-    churned_at = churned.occurred_at if churned else None
-    came_back = s.booked_ahead or (
-        s.last_completed_at is not None and (churned_at is None or s.last_completed_at > churned_at)
-    )
+    churned_at = churned.occurred_at if churned else s.updated_at
+    came_back = s.booked_ahead or (s.last_completed_at is not None and s.last_completed_at > churned_at)
     if not came_back:
         return None
-    return _event(s, "reactivated", churned_at=churned_at.isoformat() if churned_at else None)
+    return _event(s, "reactivated", churned_at=churned_at.isoformat())
 
 
 def milestones(s: StudentState) -> list[NewEvent]:

@@ -349,3 +349,11 @@ async def test_a_run_killed_half_way_leaves_whole_batches_and_the_rerun_complete
     assert (await run(tracked))["gap_detected"] == 60 - written
     assert len(await events(seed, "gap_detected")) == 60
     assert await seed.count(t.notifications) == 60
+
+
+async def test_a_student_churned_by_hand_is_reactivated_only_by_what_came_after(deps, seed):
+    ids = await student_with(seed, status="churned", updated_at=ago(days=5))
+    await held(seed, ids, timedelta(days=30))  # before the status was set: not a comeback
+    assert (await run(deps))["reactivated"] == 0
+    await held(seed, ids, timedelta(days=1))  # after it
+    assert (await run(deps))["reactivated"] == 1
