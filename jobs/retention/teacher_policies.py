@@ -58,6 +58,7 @@ SUMMARY_KEYS = (
 )
 POLICY_REASON = "data retention policy of the teacher: erase_deleted_students_after_days = "
 
+MAX_CHUNKS_PER_RUN = 2000
 Change = Callable[[AsyncConnection, list[UUID]], Awaitable[int]]
 d, r = data_retention_settings.c, data_erasure_requests.c
 c, n, sc, cs, s = contact_log.c, notifications.c, session_content.c, class_sessions.c, students.c
@@ -187,10 +188,17 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
 
 async def apply(engine: AsyncEngine, policy: Policy, *, size: int, deadline: float) -> tuple[int, int, bool]:
     """(rows changed, chunks, whether every expired row was reached)."""
+    cap = size * MAX_CHUNKS_PER_RUN  # a first run over years of data holds at most this many keys
     async with engine.connect() as conn:
         keys = list(
-            (await conn.execute(select(policy.key).where(policy.expired).order_by(policy.key))).scalars()
+            (
+                await conn.execute(
+                    select(policy.key).where(policy.expired).order_by(policy.key).limit(cap + 1)
+                )
+            ).scalars()
         )
+    truncated = len(keys) > cap
+    keys = keys[:cap]
     changed = chunks = 0
     for start in range(0, len(keys), size):
         # each policy gets at least one chunk per run, whatever the budget says, so every run moves on
@@ -199,4 +207,4 @@ async def apply(engine: AsyncEngine, policy: Policy, *, size: int, deadline: flo
         async with engine.begin() as conn:
             changed += await policy.change(conn, keys[start : start + size])
         chunks += 1
-    return changed, chunks, True
+    return changed, chunks, not truncated
