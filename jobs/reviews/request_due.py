@@ -24,10 +24,11 @@ from uuid import UUID
 import structlog
 from sqlalchemy import ColumnElement, Integer, String, Uuid, cast, exists, func, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.arrays import is_any, unnest
 from db.pinteach import UUID_ARRAY, enum, notifications, review_requests, review_settings, students
+from db.schema import missing_table
 from jobfleet.payloads import MAX_TEACHERS_PER_RUN, ReviewRun
 from jobs.deps import Deps
 from jobs.followups import FollowUp
@@ -180,11 +181,22 @@ async def _insert_requests(conn: AsyncConnection, due: list) -> dict[str, int]:
     return {"requested": len(created), "notified": len(in_app)}
 
 
-def follow_up_for(teacher_ids: set[UUID]) -> list[FollowUp]:
-    """The run that auto-completion asks for: these teachers now (all of them past the payload's
-    cap: the sweep's work, sooner)."""
+async def follow_up_for(engine: AsyncEngine, teacher_ids: set[UUID]) -> list[FollowUp]:
+    """The run that auto-completion asks for: those of these teachers who ask automatically (all of
+    them past the payload's cap: the sweep's work, sooner). Nothing without migration 0080."""
     if not teacher_ids:
         return []
-    ids = sorted(teacher_ids)
-    payload = {"teacher_ids": [str(i) for i in ids]} if len(ids) <= MAX_TEACHERS_PER_RUN else {}
+    async with engine.connect() as conn:
+        if await missing_table(conn, review_settings):
+            return []
+        asking = sorted(
+            (
+                await conn.execute(
+                    select(rs.teacher_id).where(is_any(rs.teacher_id, teacher_ids), rs.auto_request)
+                )
+            ).scalars()
+        )
+    if not asking:
+        return []
+    payload = {"teacher_ids": [str(i) for i in asking]} if len(asking) <= MAX_TEACHERS_PER_RUN else {}
     return [FollowUp("reviews.request_due", payload)]

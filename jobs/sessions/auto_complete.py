@@ -76,7 +76,7 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
         budget_s=deps.settings.sweep_budget_s,
         keys=SUMMARY_KEYS,
     )
-    return with_follow_ups(summary, review_follow_up(completed_for))
+    return with_follow_ups(summary, await review_follow_up(deps.pinteach, completed_for))
 
 
 async def complete_batch(

@@ -11,6 +11,7 @@ from db import pinteach as t
 from jobfleet.payloads import ReviewRun, Sweep
 from jobs.deps import Deps
 from jobs.reviews import expire, request_due
+from jobs.sessions import auto_complete
 from tests.factories import PinTeach, ago, ahead, now
 from tests.jobs.lifecycle.test_detect import held, student_with, table_moved_away
 
@@ -136,3 +137,31 @@ async def test_without_the_migration_both_say_so_and_change_nothing(deps, seed):
         assert (await expire.run(deps, Sweep()))["migration_missing"] == 1
     assert await seed.count(t.review_requests) == 0
     assert await seed.count(t.notifications) == 0
+
+
+async def test_auto_completion_asks_only_for_teachers_who_ask_automatically(deps, seed):
+    asking = await student_with(seed, enrollment={"sessions_scheduled": 1})
+    await seed.insert(t.review_settings, teacher_id=asking["teacher"], auto_request=True)
+    quiet = await student_with(seed, enrollment={"sessions_scheduled": 1})
+    await seed.insert(t.review_settings, teacher_id=quiet["teacher"], auto_request=False)
+    bare = await student_with(seed, enrollment={"sessions_scheduled": 1})
+    for ids in (asking, quiet, bare):  # each ended an hour ago: due for completion
+        await seed.session(
+            ids["service"], ids["teacher"], student_id=ids["student"], enrollment_id=ids["enrollment"]
+        )
+
+    done = await auto_complete.run(deps, Sweep())
+    assert done["completed"] == 3
+    assert [(f.job, f.payload) for f in done.follow_ups] == [
+        ("reviews.request_due", {"teacher_ids": [str(asking["teacher"])]})
+    ]
+
+
+async def test_without_the_migration_auto_completion_asks_for_nothing_and_completes(deps, seed):
+    ids = await student_with(seed, enrollment={"sessions_scheduled": 1})
+    await seed.session(
+        ids["service"], ids["teacher"], student_id=ids["student"], enrollment_id=ids["enrollment"]
+    )
+    async with table_moved_away(seed.engine, "review_settings"):
+        done = await auto_complete.run(deps, Sweep())
+    assert done["completed"] == 1 and done.follow_ups == ()
