@@ -2,8 +2,9 @@
 
 Each number is one aggregate query. Most ride an index of the DDL (class_sessions (status,
 ends_at), session_calendar_sync (sync_status), data_erasure_requests (status, due_at),
-telemetry.events (created_at)); enrollments, waitlist offers and OAuth connections have no index
-for the question, so those scan tables that grow with teachers and students, not with traffic.
+review_requests (status, expires_at), telemetry.events (created_at)); enrollments, waitlist offers,
+OAuth connections and soft-deleted students have no index for the question, so those scan tables
+that grow with teachers and students, not with traffic.
 The schema is not ours to index, so the whole read is cached (``DomainHealthCache``) and runs at
 most once per ``domain_health_cache_s`` whoever asks: pages, /metrics, several Prometheus servers.
 """
