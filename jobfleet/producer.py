@@ -7,6 +7,12 @@ Needs only arq, redis and pydantic. Usage::
                                         defer_until=scheduled_for)
         ...
         await producer.cancel(job_id)
+
+    # in the caller's PostgreSQL transaction (asyncpg or SQLAlchemy): the relay enqueues it at commit
+    async with engine.begin() as conn:
+        await conn.execute(messages.insert().values(...))
+        job_id = await producer.enqueue_in_transaction(conn, "messages.deliver", {"message_id": mid},
+                                                       key=mid, defer_until=scheduled_for)
 """
 
 import uuid
@@ -21,7 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobfleet import keys, wire
+from jobfleet import keys, outbox, wire
 from jobfleet.catalog import JobSpec, spec_for
 
 # One job, created only if neither a queued/running job nor a kept result has its id.
@@ -74,6 +80,8 @@ class Job:
     key: str | None = None
     defer_until: datetime | None = None
     defer_by: timedelta | float | None = None
+    # W3C trace context of the enqueuing request ({"traceparent", "tracestate"}): the job's "tc"
+    trace_context: Mapping[str, str] | None = None
 
 
 def validate(name: str, payload: Mapping[str, Any] | None) -> tuple[JobSpec, dict[str, Any]]:
@@ -115,6 +123,25 @@ def _score_ms(now_ms: int, defer_until: datetime | None, defer_by: timedelta | f
     return now_ms
 
 
+def prepare(job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
+    """Validate a job and lay it out for the enqueue script: (keys, args, job id). Raises
+    UnknownJob, InvalidPayload or ValueError (key, size, deferral) before anything reaches Redis."""
+    spec, payload = validate(job.name, job.payload)
+    _check_key(job.name, job.key)
+    job_id = job_id_for(job.name, job.key)
+    tc = wire.trace_context(dict(job.trace_context)) if job.trace_context else None
+    document = wire.job_document(spec.name, payload, now_ms, tc)
+    if len(document) > wire.MAX_JOB_BYTES:
+        raise ValueError(
+            f"payload for job {job.name!r} is {len(document)} bytes; the limit is "
+            f"{wire.MAX_JOB_BYTES}: a job carries ids, not documents"
+        )
+    score = _score_ms(now_ms, job.defer_until, job.defer_by)
+    expires_ms = max(score - now_ms, 0) + expires_extra_ms
+    job_keys = [keys.job_key_prefix + job_id, keys.result_key_prefix + job_id, spec.queue]
+    return job_keys, [document, expires_ms, score, job_id], job_id
+
+
 class Producer:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -135,19 +162,7 @@ class Producer:
         await self.redis.aclose()
 
     def prepare(self, job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
-        spec, payload = validate(job.name, job.payload)
-        _check_key(job.name, job.key)
-        job_id = job_id_for(job.name, job.key)
-        document = wire.job_document(spec.name, payload, now_ms)
-        if len(document) > wire.MAX_JOB_BYTES:
-            raise ValueError(
-                f"payload for job {job.name!r} is {len(document)} bytes; the limit is "
-                f"{wire.MAX_JOB_BYTES}: a job carries ids, not documents"
-            )
-        score = _score_ms(now_ms, job.defer_until, job.defer_by)
-        expires_ms = max(score - now_ms, 0) + expires_extra_ms
-        job_keys = [keys.job_key_prefix + job_id, keys.result_key_prefix + job_id, spec.queue]
-        return job_keys, [document, expires_ms, score, job_id], job_id
+        return prepare(job, now_ms)
 
     async def enqueue(
         self,
@@ -181,6 +196,30 @@ class Producer:
 
         await self._reconnecting(send, f"{len(prepared)} jobs were not enqueued")
         return [job_id for _, _, job_id in prepared]
+
+    async def enqueue_in_transaction(
+        self,
+        conn: Any,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        defer_until: datetime | None = None,
+        defer_by: timedelta | float | None = None,
+        trace_context: Mapping[str, str] | None = None,
+    ) -> str:
+        """Write the job as a ``job_outbox`` row through ``conn`` (an asyncpg Connection inside a
+        transaction, or a SQLAlchemy AsyncConnection) and return its id; the fleet's relay enqueues it
+        once the caller's transaction commits, and never if it rolls back. Validation is the same as
+        ``enqueue``'s and happens before the row is written; Redis is not touched here."""
+        job = Job(name, payload or {}, key or None, defer_until, defer_by, trace_context)
+        _, clean = validate(name, job.payload)
+        _, (_, _, score, _), _ = prepare(job, wire.now_ms())  # the same checks as enqueue's
+        deferred = defer_until is not None or defer_by is not None
+        run_at = datetime.fromtimestamp(score / 1000, UTC) if deferred else None
+        tc = wire.trace_context(dict(trace_context)) if trace_context else None
+        outbox_id = await outbox.insert_row(conn, name, clean, job.key, run_at, tc)
+        return outbox.job_id(name, job.key, outbox_id)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started yet (a deferred one, typically). False if it is running,

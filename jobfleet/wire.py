@@ -1,8 +1,11 @@
 """The wire format: JSON only, in arq's job layout.
 
 A job is stored under ``arq:job:{id}`` as ``{"t": try, "f": name, "a": [], "k": payload, "et": ms}``
-and its id is added to the queue's sorted set with the time to run (ms) as score. Results are JSON
-too. Nothing is ever pickled: a pickle in Redis is code execution for whoever can write to Redis.
+and its id is added to the queue's sorted set with the time to run (ms) as score. An optional
+``"tc": {"traceparent": ..., "tracestate": ...}`` carries the producer's W3C trace context (the
+outbox relay copies it from ``job_outbox.trace_context``); workers accept documents with or without
+it. Results are JSON too. Nothing is ever pickled: a pickle in Redis is code execution for whoever
+can write to Redis.
 """
 
 import json
@@ -52,8 +55,25 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def job_document(name: str, payload: dict[str, Any], enqueue_time_ms: int) -> bytes:
-    return encode({"t": None, "f": name, "a": [], "k": payload, "et": enqueue_time_ms})
+TRACE_FIELDS = ("traceparent", "tracestate")
+
+
+def trace_context(value: Any) -> dict[str, str] | None:
+    """The W3C fields of a trace context, or None when there are none (anything else is dropped:
+    a broken trace context must not cost the job)."""
+    if not isinstance(value, dict):
+        return None
+    tc = {k: value[k] for k in TRACE_FIELDS if isinstance(value.get(k), str) and len(value[k]) <= 512}
+    return tc if "traceparent" in tc else None
+
+
+def job_document(
+    name: str, payload: dict[str, Any], enqueue_time_ms: int, tc: dict[str, str] | None = None
+) -> bytes:
+    document: dict[str, Any] = {"t": None, "f": name, "a": [], "k": payload, "et": enqueue_time_ms}
+    if tc:
+        document["tc"] = tc
+    return encode(document)
 
 
 class MalformedJob(ValueError):

@@ -66,7 +66,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         overrides["worker_max_jobs"] = args.concurrency
     settings = settings.model_copy(update=overrides)
     fleet = Fleet(
-        settings, _queues(args.queue), burst=args.burst, scheduler=False if args.no_scheduler else None
+        settings,
+        _queues(args.queue),
+        burst=args.burst,
+        scheduler=False if args.no_scheduler else None,
+        outbox=False if args.no_outbox else None,
     )
 
     async def main() -> int:
@@ -228,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command(
-        "worker", cmd_worker, "Run a worker process: one worker per queue, the scheduler and a heartbeat"
+        "worker",
+        cmd_worker,
+        "Run a worker process: one worker per queue, the scheduler, the outbox relay and a heartbeat",
     )
     p.add_argument(
         "--queue",
@@ -242,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     p.add_argument(
         "--no-scheduler", action="store_true", help="do not enqueue periodic sweeps from this process"
+    )
+    p.add_argument(
+        "--no-outbox",
+        action="store_true",
+        help="do not relay PinTeach's job_outbox from this process (JOBFLEET_OUTBOX_RELAY_ENABLED)",
     )
 
     p = command(
