@@ -18,7 +18,15 @@ from jobfleet.outbox import CHANNEL
 log = structlog.get_logger("jobfleet.outbox")
 CONNECT_TIMEOUT_S = 10
 MAX_RECONNECT_DELAY_S = 30
-LISTEN_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError: a connection the server closed under it (a restart) can be left in a state
+# asyncpg refuses the next query on
+LISTEN_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 class ConnectionLost(ConnectionError):

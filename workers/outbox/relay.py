@@ -10,6 +10,7 @@ Redis away: the batch rolls back, the relay says so and tries again with backoff
 
 import asyncio
 import contextlib
+import os
 from collections import Counter
 from typing import Self
 
@@ -33,7 +34,8 @@ log = structlog.get_logger("jobfleet.outbox")
 # Redis calls time out sooner. Both stay far inside the markers' lifetime (push.RELAYED_MARKER_TTL_S).
 IDLE_IN_TRANSACTION_S = 60
 REDIS_TIMEOUT_S = 15
-MAX_BACKOFF_S = 10
+# after a failed round: 0.5 s, doubling to 10 s (a long sweep period must not slow the recovery)
+FIRST_BACKOFF_S, MAX_BACKOFF_S = 0.5, 10
 
 
 class OutboxRelay:
@@ -50,7 +52,8 @@ class OutboxRelay:
             dsn,
             pool_size=1,
             server_settings={
-                "application_name": "jobfleet-outbox",
+                # which process holds outbox rows, in pg_stat_activity
+                "application_name": f"jobfleet-outbox:{os.getpid()}",
                 "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_S * 1000),
             },
         )
@@ -97,7 +100,7 @@ class OutboxRelay:
             await self.close()
 
     async def _table_present(self) -> bool:
-        delay_s = self.sweep_s
+        delay_s = FIRST_BACKOFF_S
         while True:
             try:
                 async with self.engine.connect() as conn:
@@ -112,11 +115,8 @@ class OutboxRelay:
             return reason is None
 
     async def _loop(self) -> None:
-        delay_s = self.sweep_s
+        delay_s = FIRST_BACKOFF_S
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.sweep_s):
-                    await self.wake.wait()
             try:
                 await self.drain()
             except (RedisError, SQLAlchemyError, *LISTEN_ERRORS) as e:
@@ -127,9 +127,12 @@ class OutboxRelay:
                 # outbox, and the next round tries again
                 log.error("outbox_relay_error", error=one_line(e), retry_in_s=delay_s, exc_info=True)
             else:
-                delay_s = self.sweep_s
+                delay_s = FIRST_BACKOFF_S
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.sweep_s):
+                        await self.wake.wait()
                 continue
-            await asyncio.sleep(delay_s)
+            await asyncio.sleep(delay_s)  # then straight on: the rows are still there
             delay_s = min(delay_s * 2, MAX_BACKOFF_S)
 
     async def drain(self) -> Counter[str]:
