@@ -11,6 +11,7 @@ Redis away: the batch rolls back, the relay says so and tries again with backoff
 import asyncio
 import contextlib
 import os
+import time
 from collections import Counter
 from typing import Self
 
@@ -64,6 +65,7 @@ class OutboxRelay:
         self.listener = OutboxListener(libpq_dsn(dsn), self.wake) if listen else None
         self.claim = claim_batch()
         self.totals: Counter[str] = Counter()
+        self._conn: AsyncConnection | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis) -> Self:
@@ -76,6 +78,10 @@ class OutboxRelay:
         )
 
     async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
         await self.engine.dispose()
 
     async def run(self) -> None:
@@ -116,6 +122,7 @@ class OutboxRelay:
 
     async def _loop(self) -> None:
         delay_s = FIRST_BACKOFF_S
+        next_sweep_at = time.monotonic() + self.sweep_s
         while True:
             try:
                 await self.drain()
@@ -128,23 +135,40 @@ class OutboxRelay:
                 log.error("outbox_relay_error", error=one_line(e), retry_in_s=delay_s, exc_info=True)
             else:
                 delay_s = FIRST_BACKOFF_S
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.sweep_s):
-                        await self.wake.wait()
+                next_sweep_at = await self._wait(next_sweep_at)
                 continue
             await asyncio.sleep(delay_s)  # then straight on: the rows are still there
             delay_s = min(delay_s * 2, MAX_BACKOFF_S)
 
+    async def _wait(self, next_sweep_at: float) -> float:
+        """Until a notification or the next sweep, whichever comes first; sweeps keep their own
+        cadence (every ``sweep_s``), so a row whose notification was lost waits one period at most."""
+        try:
+            async with asyncio.timeout(max(next_sweep_at - time.monotonic(), 0)):
+                await self.wake.wait()
+        except TimeoutError:
+            next_sweep_at += self.sweep_s
+        return max(next_sweep_at, time.monotonic())
+
     async def drain(self) -> Counter[str]:
-        """Relay batches until one comes back short; the counts of this drain."""
+        """Relay batches until one comes back short; the counts of this drain. The relay keeps its
+        connection between drains (a wake-up costs no pool checkout); a failure replaces it."""
+        if self._conn is None:
+            self._conn = await self.engine.connect()
+        conn = self._conn
         counts: Counter[str] = Counter()
-        async with self.engine.connect() as conn:
+        try:
             while True:
                 self.wake.clear()  # a commit from here on wakes the next drain
                 rows, batch = await self.relay_batch(conn)
                 counts += batch
                 if rows < self.batch_size:
                     return counts
+        except BaseException:
+            self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            raise
 
     async def relay_batch(self, conn: AsyncConnection) -> tuple[int, Counter[str]]:
         """One transaction: claim and delete a batch, create its jobs in Redis, commit."""
