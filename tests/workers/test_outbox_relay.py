@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select, text
 from db.engines import libpq_dsn
 from db.pinteach import job_outbox
 from jobfleet import keys, wire
-from jobfleet.producer import Producer
+from jobfleet.producer import NotReplicated, Producer
 from tests import services
 from tests.chaos.processes import log_events, start_worker, stop_worker, wait_for_result
 from workers.failures import FailureRecord
@@ -232,3 +232,23 @@ async def test_the_relay_stays_off_with_one_line_where_the_table_is_missing(redi
 
 def test_libpq_dsn_drops_the_driver_suffix():
     assert libpq_dsn("postgresql+asyncpg://u:p@h:5/d") == "postgresql://u:p@h:5/d"
+
+
+async def test_durable_relay_keeps_its_rows_until_replicas_hold_the_jobs(pg, redis, settings):
+    # the shared Redis has no replica: WAIT 1 confirms none, so the DELETE must not commit
+    relay = OutboxRelay(settings.pinteach_dsn, redis, listen=False, durable_replicas=1, durable_timeout_s=0.1)
+    try:
+        await add_rows(pg, {"job": "fleet.noop", "payload": {}, "job_key": "durable"})
+        with pytest.raises(NotReplicated, match="0 of 1 replica"):
+            await relay.drain()
+        assert await outbox_size(pg) == 1, "the row waits for a replica"
+        assert await redis.exists(keys.job_key_prefix + "fleet.noop:durable"), "the master has the job"
+    finally:
+        await relay.close()
+    # without the requirement the next pass finds the job there and only deletes the row
+    plain = OutboxRelay(settings.pinteach_dsn, redis, listen=False)
+    try:
+        assert await plain.drain() == {"relayed_before": 1}
+    finally:
+        await plain.close()
+    assert await outbox_size(pg) == 0

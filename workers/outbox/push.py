@@ -19,7 +19,7 @@ from redis.exceptions import NoScriptError
 
 from jobfleet import keys, outbox, wire
 from jobfleet.catalog import CATALOG, UnknownJob
-from jobfleet.producer import Job, prepare
+from jobfleet.producer import Job, NotReplicated, prepare
 from workers.failures import FailureRecord, bounded
 
 # Markers outlive any claim that can still be undone: a relay's transaction is aborted by
@@ -35,8 +35,10 @@ local n = {0, 0, 0}
 for i = 0, (#KEYS - 1) / 4 - 1 do
   local k, a = 1 + 4 * i, 2 + 5 * i
   local status = 2
-  if redis.call('GET', KEYS[k + 4]) ~= ARGV[a + 4] then
-    redis.call('SET', KEYS[k + 4], ARGV[a + 4], 'PX', ARGV[1])
+  local before = redis.call('GET', KEYS[k + 4])
+  -- written every time, so that a WAIT after this call also covers the jobs of an earlier pass
+  redis.call('SET', KEYS[k + 4], ARGV[a + 4], 'PX', ARGV[1])
+  if before ~= ARGV[a + 4] then
     status = 0
     if redis.call('EXISTS', KEYS[k + 1], KEYS[k + 2]) == 0 then
       redis.call('SET', KEYS[k + 1], ARGV[a], 'PX', ARGV[a + 1])
@@ -104,8 +106,12 @@ def plan(rows: Sequence[Any], now_ms: int) -> Plan:
 
 
 class Pusher:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, durable_replicas: int = 0, durable_timeout_s: float = 1.0) -> None:
         self.redis = redis
+        # Behind Sentinel: commit the DELETE only once this many replicas hold the jobs (WAIT on
+        # the same connection, in the same round trip), so a failover cannot take them back.
+        self.durable_replicas = durable_replicas
+        self.durable_timeout_s = durable_timeout_s
 
     async def push(self, rows: Sequence[Any]) -> tuple[Counter[str], Plan]:
         """Send the batch; counts of rows enqueued, duplicate, relayed_before and failed."""
@@ -124,6 +130,8 @@ class Pusher:
                     FailureRecord.stage(pipe, **failure)
                 if batch.failures:
                     pipe.hincrby(keys.OUTBOX_STATS, "failed", len(batch.failures))
+                if self.durable_replicas:
+                    pipe.execute_command("WAIT", self.durable_replicas, int(self.durable_timeout_s * 1000))
                 try:
                     replies = await pipe.execute()
                 except NoScriptError:
@@ -133,5 +141,11 @@ class Pusher:
                     # are written again, the same documents under the same keys
                     await self.redis.script_load(_RELAY)
                     continue
+            if self.durable_replicas and (acked := int(replies[-1])) < self.durable_replicas:
+                raise NotReplicated(
+                    f"a batch of {len(batch.job_ids)} outbox jobs reached the Redis master but {acked} of "
+                    f"{self.durable_replicas} replica(s) confirmed within {self.durable_timeout_s:g} s; "
+                    "its rows stay in the outbox"
+                )
             return list(replies[0]) if batch.job_ids else []
         raise AssertionError("unreachable")

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.engines import libpq_dsn, pinteach_engine
 from db.pinteach import job_outbox
 from db.schema import missing_table
+from jobfleet.producer import NotReplicated
 from jobfleet.settings import Settings
 from workers.outbox.claim import claim_batch
 from workers.outbox.listener import LISTEN_ERRORS, OutboxListener, one_line
@@ -48,6 +49,8 @@ class OutboxRelay:
         batch_size: int = 500,
         sweep_s: float = 1.0,
         listen: bool = True,
+        durable_replicas: int = 0,
+        durable_timeout_s: float = 1.0,
     ) -> None:
         self.engine = pinteach_engine(
             dsn,
@@ -58,7 +61,7 @@ class OutboxRelay:
                 "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_S * 1000),
             },
         )
-        self.pusher = Pusher(redis)
+        self.pusher = Pusher(redis, durable_replicas=durable_replicas, durable_timeout_s=durable_timeout_s)
         self.batch_size = batch_size
         self.sweep_s = sweep_s
         self.wake = asyncio.Event()
@@ -75,6 +78,8 @@ class OutboxRelay:
             batch_size=settings.outbox_batch_size,
             sweep_s=settings.outbox_sweep_s,
             listen=settings.outbox_listen,
+            durable_replicas=settings.redis_durable_replicas,
+            durable_timeout_s=settings.redis_durable_timeout_s,
         )
 
     async def close(self) -> None:
@@ -126,8 +131,8 @@ class OutboxRelay:
         while True:
             try:
                 await self.drain()
-            except (RedisError, SQLAlchemyError, *LISTEN_ERRORS) as e:
-                cause = "redis" if isinstance(e, RedisError) else "database"
+            except (RedisError, NotReplicated, SQLAlchemyError, *LISTEN_ERRORS) as e:
+                cause = "redis" if isinstance(e, RedisError | NotReplicated) else "database"
                 log.warning("outbox_relay_retrying", cause=cause, error=one_line(e), retry_in_s=delay_s)
             except Exception as e:
                 # a bug must not stop the relay (nor the worker around it): its rows stay in the
