@@ -60,6 +60,11 @@ DOMAIN_METRICS = {
         "jobfleet_domain_oldest_telemetry_event_age_seconds",
         "Age of the oldest telemetry event (policy: jobfleet_domain_telemetry_policy_seconds)",
     ),
+    "outbox_rows": ("jobfleet_domain_outbox_rows", "Rows waiting in PinTeach's job_outbox for the relay"),
+    "oldest_outbox_row_age_s": (
+        "jobfleet_domain_oldest_outbox_row_age_seconds",
+        "Age of the oldest row waiting in job_outbox (0 when it is empty)",
+    ),
     "telemetry_policy_s": (
         "jobfleet_domain_telemetry_policy_seconds",
         "How long telemetry events may be kept",
