@@ -94,6 +94,10 @@ async def test_a_relay_sweep_turns_each_committed_row_into_one_job(relay, pg, re
     assert document["f"] == "fleet.sleep" and document["k"] == {"ms": 7} and "tc" not in document
     assert await redis.hgetall(keys.OUTBOX_STATS) == {b"enqueued": b"250"}
     assert await relay.drain() == {}, "nothing left to relay"
+    # each batch's round trip removed the markers of the batch committed before it: only the last
+    # batch's 50 are left, until the next batch
+    markers = [k async for k in redis.scan_iter(match=keys.OUTBOX_RELAYED_PREFIX + "*", count=1000)]
+    assert len(markers) == 50
 
 
 async def test_deferred_rows_wait_for_run_at_and_carry_the_trace_context(relay, pg, redis):

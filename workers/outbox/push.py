@@ -6,6 +6,9 @@ script writes a marker per row (its created_at) beside the job. A batch sent aga
 relay died, or lost PostgreSQL, between Redis and the commit of its DELETE finds the markers and
 adds nothing, even where the first job has run and left no result (``keep_result_s=0``). A keyed row
 whose id is already queued, running or kept adds nothing either: arq's own idempotency by key.
+Once a batch's DELETE has committed no pass can come again, so its markers are removed in the next
+batch's round trip: only the markers of batches whose commit never happened stay, and those are
+the ones that must last.
 """
 
 import hashlib
@@ -22,9 +25,10 @@ from jobfleet.catalog import CATALOG, UnknownJob
 from jobfleet.producer import Job, NotReplicated, prepare
 from workers.failures import FailureRecord, bounded
 
-# Markers outlive any claim that can still be undone: a relay's transaction is aborted by
-# PostgreSQL after IDLE_IN_TRANSACTION_S idle (a relay that vanished), and Redis calls time out.
-RELAYED_MARKER_TTL_S = 3600
+# A marker left by a batch whose commit never happened must outlive the rows' return to the outbox
+# (a relay's transaction is ended by PostgreSQL after 60 s idle; a database outage may last hours).
+# Committed batches' markers are removed, so a long lifetime costs little memory.
+RELAYED_MARKER_TTL_S = 7 * 86400
 
 # KEYS[1]: the relay's counters; then four per row: job, result, queue, marker. ARGV[1]: marker TTL
 # (ms); then five per row: document, expiry (ms), score, job id, marker value. Returns per row:
@@ -65,6 +69,7 @@ class Plan:
     keys: list[str] = field(default_factory=lambda: [keys.OUTBOX_STATS])
     args: list[Any] = field(default_factory=lambda: [RELAYED_MARKER_TTL_S * 1000])
     job_ids: list[str] = field(default_factory=list)
+    markers: list[str] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -99,7 +104,9 @@ def plan(rows: Sequence[Any], now_ms: int) -> Plan:
                 }
             )
             continue
-        batch.keys += [*job_keys, keys.OUTBOX_RELAYED_PREFIX + str(row.id)]
+        marker = keys.OUTBOX_RELAYED_PREFIX + str(row.id)
+        batch.keys += [*job_keys, marker]
+        batch.markers.append(marker)
         batch.args += [*job_args, f"{row.created_at.timestamp():.6f}"]
         batch.job_ids.append(job_id)
     return batch
@@ -112,6 +119,11 @@ class Pusher:
         # the same connection, in the same round trip), so a failover cannot take them back.
         self.durable_replicas = durable_replicas
         self.durable_timeout_s = durable_timeout_s
+        self._spent: list[str] = []  # markers of batches whose DELETE committed
+
+    def committed(self, batch: Plan) -> None:
+        """The batch's DELETE committed: its markers can go (with the next batch's round trip)."""
+        self._spent += batch.markers
 
     async def push(self, rows: Sequence[Any]) -> tuple[Counter[str], Plan]:
         """Send the batch; counts of rows enqueued, duplicate, relayed_before and failed."""
@@ -123,7 +135,10 @@ class Pusher:
 
     async def _send(self, batch: Plan) -> list[int]:
         for attempt in (1, 2):
+            spent = self._spent[:]
             async with self.redis.pipeline(transaction=False) as pipe:
+                if spent:
+                    pipe.unlink(*spent)
                 if batch.job_ids:
                     pipe.evalsha(_SHA, len(batch.keys), *batch.keys, *batch.args)
                 for failure in batch.failures:
@@ -141,11 +156,12 @@ class Pusher:
                     # are written again, the same documents under the same keys
                     await self.redis.script_load(_RELAY)
                     continue
+            del self._spent[: len(spent)]
             if self.durable_replicas and (acked := int(replies[-1])) < self.durable_replicas:
                 raise NotReplicated(
                     f"a batch of {len(batch.job_ids)} outbox jobs reached the Redis master but {acked} of "
                     f"{self.durable_replicas} replica(s) confirmed within {self.durable_timeout_s:g} s; "
                     "its rows stay in the outbox"
                 )
-            return list(replies[0]) if batch.job_ids else []
+            return list(replies[1 if spent else 0]) if batch.job_ids else []
         raise AssertionError("unreachable")

@@ -32,8 +32,8 @@ from workers.outbox.push import Pusher
 
 log = structlog.get_logger("jobfleet.outbox")
 
-# PostgreSQL ends a relay transaction left idle this long (its relay vanished), releasing its rows;
-# Redis calls time out sooner. Both stay far inside the markers' lifetime (push.RELAYED_MARKER_TTL_S).
+# PostgreSQL ends a relay transaction left idle this long (its relay vanished), releasing its rows
+# to the next relay; Redis calls time out sooner. Both far inside push.RELAYED_MARKER_TTL_S.
 IDLE_IN_TRANSACTION_S = 60
 REDIS_TIMEOUT_S = 15
 # after a failed round: 0.5 s, doubling to 10 s (a long sweep period must not slow the recovery)
@@ -183,6 +183,7 @@ class OutboxRelay:
                 return 0, Counter()
             async with asyncio.timeout(REDIS_TIMEOUT_S):
                 counts, batch = await self.pusher.push(rows)
+        self.pusher.committed(batch)
         self.totals += counts
         for failure in batch.failures:
             log.error(
