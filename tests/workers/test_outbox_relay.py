@@ -2,7 +2,6 @@
 back ones never, bad rows go to the failure record, two relays share the work."""
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -16,6 +15,7 @@ from jobfleet import keys, wire
 from jobfleet.producer import NotReplicated, Producer
 from tests import services
 from tests.chaos.processes import log_events, start_worker, stop_worker, wait_for_result
+from tests.chaos.test_redis_restart import wait_until
 from workers.failures import FailureRecord
 from workers.outbox import OutboxRelay
 
@@ -41,15 +41,6 @@ async def add_rows(pg, *rows: dict) -> list[int]:
 async def outbox_size(pg) -> int:
     async with pg.connect() as conn:
         return (await conn.execute(select(func.count()).select_from(job_outbox))).scalar_one()
-
-
-async def wait_until(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := await condition():
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout_s} s")
 
 
 async def test_committed_rows_run_in_a_real_worker_and_rolled_back_ones_never(pg, redis, env, tmp_path):
