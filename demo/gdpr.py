@@ -4,7 +4,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import (
@@ -19,14 +18,8 @@ from db.pinteach import (
     students,
     teachers,
 )
-
-
-async def _insert(conn: AsyncConnection, table: Table, **values: Any) -> Any:
-    return (
-        await conn.execute(
-            table.insert().values(**values).returning(table.c[table.primary_key.columns.keys()[0]])
-        )
-    ).scalar_one()
+from demo import rows
+from demo.rows import insert
 
 
 async def seed_demo(conn: AsyncConnection) -> dict[str, Any]:
@@ -39,75 +32,55 @@ async def seed_demo(conn: AsyncConnection) -> dict[str, Any]:
     """
     now = datetime.now(UTC)
     n = uuid.uuid4().hex[:8]
-    teacher = await _insert(
-        conn,
-        teachers,
-        email=f"demo-gdpr-{n}@pinteach.example",
-        name="Demo Teacher",
-        slug=f"demo-gdpr-{n}",
-        timezone="Europe/Oslo",
-    )
-    student = await _insert(
+    teacher = await insert(conn, teachers, **rows.teacher(f"demo-gdpr-{n}", name="Demo Teacher"))
+    student = await insert(
         conn,
         students,
-        teacher_id=teacher,
-        email=f"demo-erase-{n}@example.com",
-        name="Demo Erasable",
-        phone="+47 400 00 000",
-        timezone="Europe/Oslo",
-        status="churned",
-        goals="Pass the B2 exam",
+        **rows.student(
+            teacher,
+            f"demo-erase-{n}",
+            name="Demo Erasable",
+            phone="+47 400 00 000",
+            status="churned",
+            goals="Pass the B2 exam",
+        ),
     )
-    service = await _insert(
+    service = await insert(
         conn,
         services,
-        teacher_id=teacher,
-        name="Norwegian lessons",
-        slug=f"norwegian-{n}",
-        delivery_mode="live",
-        group_type="individual",
-        structure="package",
-        pricing_model="credits",
-        session_count=10,
-        status="active",
+        **rows.service(teacher, n, name="Norwegian lessons", slug=f"norwegian-{n}", session_count=10),
     )
-    enrollment = await _insert(
+    enrollment = await insert(
         conn,
         enrollments,
-        service_id=service,
-        student_id=student,
-        teacher_id=teacher,
-        status="active",
-        sessions_total=10,
-        sessions_scheduled=1,
-        sessions_completed=1,
-        valid_from=now - timedelta(days=60),
-        valid_until=now + timedelta(days=120),
+        **rows.enrollment(
+            service,
+            student,
+            teacher,
+            now - timedelta(days=60),
+            now + timedelta(days=120),
+            sessions_total=10,
+            sessions_scheduled=1,
+            sessions_completed=1,
+        ),
     )
-    past = await _insert(
+    booked = {"enrollment_id": enrollment, "student_id": student}
+    hour = timedelta(hours=1)
+    past = await insert(
         conn,
         class_sessions,
-        service_id=service,
-        teacher_id=teacher,
-        enrollment_id=enrollment,
-        student_id=student,
-        starts_at=now - timedelta(days=7, hours=1),
-        ends_at=now - timedelta(days=7),
-        timezone="Europe/Oslo",
-        status="completed",
-        completed_at=now - timedelta(days=7),
+        **rows.session(
+            service,
+            teacher,
+            now - timedelta(days=7),
+            hour,
+            status="completed",
+            completed_at=now - timedelta(days=7),
+            **booked,
+        ),
     )
-    ahead = await _insert(
-        conn,
-        class_sessions,
-        service_id=service,
-        teacher_id=teacher,
-        enrollment_id=enrollment,
-        student_id=student,
-        starts_at=now + timedelta(days=2),
-        ends_at=now + timedelta(days=2, hours=1),
-        timezone="Europe/Oslo",
-        status="scheduled",
+    ahead = await insert(
+        conn, class_sessions, **rows.session(service, teacher, now + timedelta(days=2) + hour, hour, **booked)
     )
     await conn.execute(
         session_content.insert().values(
@@ -129,7 +102,7 @@ async def seed_demo(conn: AsyncConnection) -> dict[str, Any]:
     await conn.execute(
         contact_log.insert().values(teacher_id=teacher, student_id=student, channel="email", body="Welcome!")
     )
-    request = await _insert(
+    request = await insert(
         conn,
         data_erasure_requests,
         teacher_id=teacher,

@@ -7,9 +7,10 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from db.pickatale import teacher_licenses
+from demo import licenses as licenses_demo
 from jobfleet.payloads import Sweep
 from jobs.errors import Permanent, Transient
-from jobs.licenses import demo, reconcile
+from jobs.licenses import reconcile
 from tests.fakes.stripe_server import FakeStripe
 
 L = teacher_licenses.c
@@ -249,7 +250,7 @@ async def test_two_concurrent_runs_reconcile_each_license_once(paid_deps, licens
 
 async def test_the_demo_data_shows_the_sweep_at_work(deps, licenses, stripe):
     async with licenses.engine.begin() as conn:
-        expected = await demo.seed_demo(conn)
+        expected = await licenses_demo.seed_demo(conn)
 
     assert await run(deps) == expected == {"reconciled": 0, "expired": 3, "past_due": 0}
     assert sorted(s for s, _ in (await licenses.states()).values()) == [

@@ -1,13 +1,13 @@
 """The demo data sets: a newcomer who runs the jobs sees each of them act."""
 
 from db import pinteach as t
+from demo import credits as credits_demo
+from demo import messages as messages_demo
+from demo import waitlist as waitlist_demo
 from jobfleet.payloads import MessageRef, Sweep
-from jobs.credits import demo as credits_demo
 from jobs.credits import expire
 from jobs.messages import deliver, deliver_due
-from jobs.messages import demo as messages_demo
 from jobs.sessions import auto_complete
-from jobs.waitlist import demo as waitlist_demo
 from jobs.waitlist import expire_offers
 from tests.factories import PinTeach
 

@@ -7,7 +7,8 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import enrollments, waitlist_entries
-from jobs.demo_rows import demo_service, demo_students, demo_teacher, insert
+from demo import rows
+from demo.rows import demo_service, demo_students, demo_teacher, insert
 
 
 async def seed_demo(conn: AsyncConnection, teacher_id: UUID | None = None) -> dict[str, UUID]:
@@ -24,13 +25,14 @@ async def seed_demo(conn: AsyncConnection, teacher_id: UUID | None = None) -> di
         await insert(
             conn,
             enrollments,
-            service_id=service_id,
-            student_id=student_id,
-            teacher_id=teacher_id,
-            status="active",
-            sessions_total=12,
-            valid_from=now - timedelta(days=7),
-            valid_until=now + timedelta(days=120),
+            **rows.enrollment(
+                service_id,
+                student_id,
+                teacher_id,
+                now - timedelta(days=7),
+                now + timedelta(days=120),
+                sessions_total=12,
+            ),
         )
 
     async def entry(student_id: UUID, position: int, expires_in: timedelta | None = None) -> UUID:

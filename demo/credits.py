@@ -7,7 +7,8 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import class_sessions, enrollments
-from jobs.demo_rows import demo_service, demo_students, demo_teacher, insert
+from demo import rows
+from demo.rows import demo_service, demo_students, demo_teacher, insert
 
 
 async def seed_demo(conn: AsyncConnection, teacher_id: UUID | None = None) -> dict[str, UUID]:
@@ -25,13 +26,9 @@ async def seed_demo(conn: AsyncConnection, teacher_id: UUID | None = None) -> di
         return await insert(
             conn,
             enrollments,
-            service_id=service_id,
-            student_id=student_id,
-            teacher_id=teacher_id,
-            status="active",
-            valid_from=now - timedelta(days=90),
-            valid_until=valid_until,
-            **counters,
+            **rows.enrollment(
+                service_id, student_id, teacher_id, now - timedelta(days=90), valid_until, **counters
+            ),
         )
 
     ids = {
@@ -64,13 +61,14 @@ async def seed_demo(conn: AsyncConnection, teacher_id: UUID | None = None) -> di
     await insert(
         conn,
         class_sessions,
-        enrollment_id=ids["honours_booking"],
-        service_id=package,
-        teacher_id=teacher_id,
-        student_id=booked,
-        starts_at=ended - timedelta(hours=1),
-        ends_at=ended,
-        timezone="UTC",
-        status="scheduled",
+        **rows.session(
+            package,
+            teacher_id,
+            ended,
+            timedelta(hours=1),
+            enrollment_id=ids["honours_booking"],
+            student_id=booked,
+            timezone="UTC",
+        ),
     )
     return ids

@@ -7,8 +7,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
-from redis.exceptions import RedisError
-
+from cli.errors import one_line, server_away
 from jobfleet import keys, wire
 from jobfleet.catalog import CATALOG, JOBS, UnknownJob
 from jobfleet.settings import ConfigError, Settings, load_settings
@@ -175,28 +174,33 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_init(args: argparse.Namespace, settings: Settings) -> int:
-    from workers import database
+    from cli import database
 
     targets = [t for t in ("pinteach", "pickatale") if getattr(args, t)] or ["pinteach", "pickatale"]
     return _run(database.init(settings, targets))
 
 
 def cmd_db_check(args: argparse.Namespace, settings: Settings) -> int:
-    from workers import database
+    from cli import database
 
     return _run(database.check(settings))
 
 
 def cmd_failed(args: argparse.Namespace, settings: Settings) -> int:
-    from workers import failed_cli
+    from cli import failed
 
-    return _run(failed_cli.main(args, settings))
+    return _run(failed.main(args, settings))
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from ops.audit import EXIT_CRASHED
     from ops.audit import main as audit
 
-    return _run(audit(settings, args))
+    try:
+        return _run(audit(settings, args))
+    except Exception as e:  # exit 1 means violations: a script must tell an audit that did not finish
+        print(f"jobfleet audit: could not finish: {one_line(e)}", file=sys.stderr)
+        return EXIT_CRASHED
 
 
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
@@ -218,7 +222,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from workers import demo
+    from cli import demo
 
     return demo.main(args, settings)
 
@@ -359,8 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CommandError, UnknownJob, ValueError, LookupError) as e:
         print(f"jobfleet: {e}", file=sys.stderr)
         return EXIT_FAILURE
-    except (RedisError, OSError) as e:
-        print(f"jobfleet: cannot reach a server: {e}", file=sys.stderr)
+    except Exception as e:
+        if (reason := server_away(e)) is None:
+            raise
+        print(f"jobfleet: {reason}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import scheduled_messages
-from jobs.demo_rows import demo_students, demo_teacher
+from demo.rows import demo_students, demo_teacher
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ async def test_demo_sweeps_act_within_a_minute(env):
     demo = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "workers",
+        "cli",
         "demo",
         env={**env, "JOBFLEET_LOG_FORMAT": "json"},
         stdout=asyncio.subprocess.PIPE,

@@ -16,16 +16,9 @@ from db.engines import pickatale_engine, pinteach_engine, pinteach_url
 from db.pickatale import DATABASES
 from db.pinteach import scheduled_messages
 from db.schema import create_pickatale, create_pinteach
+from demo import credits, gdpr, licenses, messages, payments, retention, sessions, waitlist
 from jobfleet.connect import connect
 from jobfleet.settings import Settings
-from jobs.credits import demo as credits_demo
-from jobs.gdpr import demo as gdpr_demo
-from jobs.licenses import demo as licenses_demo
-from jobs.messages import demo as messages_demo
-from jobs.payments import demo as payments_demo
-from jobs.retention import demo as retention_demo
-from jobs.sessions.demo import seed_demo as seed_sessions
-from jobs.waitlist import demo as waitlist_demo
 from workers import connections
 from workers.fleet import Fleet
 from workers.logging import configure
@@ -81,17 +74,14 @@ async def load_data(settings: Settings) -> None:
     my = pickatale_engine(settings.pickatale_dsn, prefix=settings.pickatale_db_prefix, pool_size=1)
     try:
         async with pg.begin() as conn:
-            await seed_sessions(conn)
-            await credits_demo.seed_demo(conn)
-            await waitlist_demo.seed_demo(conn)
-            await payments_demo.seed_demo(conn)
-            await gdpr_demo.seed_demo(conn)
-            messages = await messages_demo.seed_demo(conn)
+            for seed in (sessions, credits, waitlist, payments, gdpr):
+                await seed.seed_demo(conn)
+            demo_messages = await messages.seed_demo(conn)
         async with my.begin() as conn:
-            await licenses_demo.seed_demo(conn)
-            await retention_demo.seed_demo(conn)
+            await licenses.seed_demo(conn)
+            await retention.seed_demo(conn)
         # as the backend does: the message's own deferred job, its id stored on the message
-        message_id, scheduled_for = messages.deferred
+        message_id, scheduled_for = demo_messages.deferred
         async with connections.producer(settings) as producer:
             job_id = await producer.enqueue(
                 "messages.deliver", {"message_id": message_id}, key=str(message_id), defer_until=scheduled_for

@@ -1,13 +1,12 @@
 """The ``jobfleet`` command line, run as a user runs it: a subprocess with JOBFLEET_* variables."""
 
 import json
-import subprocess
-import sys
 
 import asyncpg
 import pytest
 
 from tests import services
+from tests.cli.run import jobfleet
 from tests.factories import PinTeach
 
 COMMANDS = [
@@ -26,10 +25,50 @@ COMMANDS = [
 ]
 
 
-def jobfleet(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "workers", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+# Every server the fleet talks to, on a port where nothing listens
+SERVERS_AWAY = {
+    "JOBFLEET_REDIS_URL": "redis://127.0.0.1:1/0",
+    "JOBFLEET_PINTEACH_DSN": "postgresql://postgres@127.0.0.1:1/pinteach",
+    "JOBFLEET_PICKATALE_DSN": "mysql://root@127.0.0.1:1/",
+}
+
+# command -> (exit status, the start of each line on stderr: one per server the command needs)
+WITH_SERVERS_AWAY = {
+    ("enqueue", "fleet.noop"): (1, ["jobfleet: job 'fleet.noop' was not enqueued: Redis is unreachable"]),
+    ("failed", "list"): (1, ["jobfleet: cannot reach Redis: "]),
+    ("failed", "retry", "--all"): (1, ["jobfleet: cannot reach Redis: "]),
+    ("failed", "delete", "x"): (1, ["jobfleet: cannot reach Redis: "]),
+    ("status",): (1, ["jobfleet: cannot reach Redis: "]),
+    ("worker", "--burst"): (1, ["jobfleet: cannot reach Redis: "]),
+    ("demo",): (1, ["jobfleet: cannot reach PostgreSQL: "]),
+    ("run", "sessions.auto_complete"): (1, ['{"job":"sessions.auto_complete","ok":false,']),
+    # exit 2: the audit could not finish, which a script must tell from a violation (exit 1)
+    ("audit",): (2, ["jobfleet audit: could not finish: cannot reach PostgreSQL: "]),
+    ("db", "check"): (1, ["2 problem(s)"]),
+    ("db", "init"): (1, ["PinTeach: cannot reach PostgreSQL: ", "Pickatale: OperationalError: (2003, "]),
+}
+
+
+@pytest.mark.parametrize("command", WITH_SERVERS_AWAY, ids=" ".join)
+def test_a_server_away_is_one_clear_line_not_a_traceback(env, command):
+    status, lines = WITH_SERVERS_AWAY[command]
+    result = jobfleet({**env, **SERVERS_AWAY}, *command)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.returncode == status, result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == len(lines), errors
+    for error, start in zip(errors, lines, strict=True):
+        assert error.startswith(start), errors
+        assert "Background on this error" not in error
+
+
+def test_db_check_names_each_server_it_cannot_reach(env):
+    result = jobfleet({**env, **SERVERS_AWAY}, "db", "check")
+    assert result.stdout.splitlines() == [
+        "PinTeach: cannot reach PostgreSQL: [Errno 111] Connection refused",
+        "Pickatale: OperationalError: (2003, \"Can't connect to MySQL server on '127.0.0.1' ([Errno 111] "
+        'Connection refused)")',
+    ]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "jobfleet")

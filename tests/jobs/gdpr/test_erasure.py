@@ -9,10 +9,10 @@ from sqlalchemy import select, text
 from structlog.testing import capture_logs
 
 from db import pinteach as t
+from demo.gdpr import seed_demo
 from jobfleet.payloads import ErasureRequestRef, Sweep
 from jobs.errors import JobError, NotFound, Permanent
 from jobs.gdpr import erase, erase_due
-from jobs.gdpr.demo import seed_demo
 from tests.factories import PinTeach, ago, ahead
 from tests.fakes.drive_server import DriveServer
 

@@ -6,9 +6,10 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from db import pinteach as t
+from demo import payments as payments_demo
 from jobfleet.payloads import Sweep
 from jobs.errors import Permanent, Transient
-from jobs.payments import demo, expire_holds
+from jobs.payments import expire_holds
 from tests.factories import ago, ahead
 
 ACCOUNT = "acct_1TeacherConnect"
@@ -474,7 +475,7 @@ async def test_two_concurrent_sweeps_settle_each_hold_once(paid_deps, seed, stri
 
 async def test_the_demo_data_shows_the_sweep_at_work(deps, seed, stripe):
     async with seed.engine.begin() as conn:
-        expected = await demo.seed_demo(conn)
+        expected = await payments_demo.seed_demo(conn)
 
     assert await run(deps) == expected == {"holds_expired": 2, "holds_confirmed": 0}
     assert await seed.count(t.credit_ledger, t.credit_ledger.c.action == "RELEASE") == 1

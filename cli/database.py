@@ -5,6 +5,7 @@ import sys
 import asyncpg
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from cli.errors import one_line
 from db.engines import pickatale_engine, pinteach_engine, pinteach_url
 from db.schema import SchemaError, check_pickatale, check_pinteach, create_pickatale, create_pinteach
 from jobfleet.settings import Settings
@@ -44,16 +45,22 @@ async def init(settings: Settings, targets: list[str]) -> int:
                 f"PinTeach schema created in {_where(settings.pinteach_dsn)}"
                 + (" (new database)" if created else "")
             )
-        except (SchemaError, OSError, asyncpg.PostgresError, DBAPIError) as e:
+        except SchemaError as e:
             print(f"PinTeach: {e}", file=sys.stderr)
+            status = 1
+        except (OSError, asyncpg.PostgresError, DBAPIError) as e:
+            print(f"PinTeach: {one_line(e)}", file=sys.stderr)
             status = 1
     if "pickatale" in targets:
         engine = pickatale_engine(settings.pickatale_dsn, pool_size=1)
         try:
             await create_pickatale(engine, settings.pickatale_db_prefix)
             print(f"Pickatale schema created ({settings.pickatale_db_prefix or ''}account_center, ...)")
-        except (SchemaError, OSError, DBAPIError) as e:
+        except SchemaError as e:
             print(f"Pickatale: {e}", file=sys.stderr)
+            status = 1
+        except (OSError, DBAPIError) as e:
+            print(f"Pickatale: {one_line(e)}", file=sys.stderr)
             status = 1
         finally:
             await engine.dispose()
@@ -75,9 +82,7 @@ async def check(settings: Settings) -> int:
                 problems += [f"{label}: {p}" for p in report.problems]
                 off += [f"{label}: {line}" for line in report.off]
             except (OperationalError, OSError, DBAPIError) as e:
-                problems.append(
-                    f"{label}: cannot connect: {str(e.orig if hasattr(e, 'orig') else e).strip()}"
-                )
+                problems.append(f"{label}: {one_line(e)}")
     finally:
         await pg.dispose()
         await my.dispose()

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from db.pickatale import account_center_sessions, events, reading_sessions
+from demo.retention import seed_demo
 from jobfleet.payloads import RetentionRun
 from jobfleet.settings import SCHEDULES_DIR
 from jobs.errors import Permanent
 from jobs.retention import purge
-from jobs.retention.demo import seed_demo
 from jobs.retention.run_lock import run_lock_name
 
 SHIPPED = SCHEDULES_DIR / "retention.toml"
