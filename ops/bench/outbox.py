@@ -49,7 +49,7 @@ SIZES = {
 
 
 def start_worker(redis_url: str, dsn: str, listen: bool) -> WorkerProcess:
-    argv = [sys.executable, "-m", "workers", "worker", "--queue", "default", "--no-scheduler"]
+    argv = [sys.executable, "-m", "cli", "worker", "--queue", "default", "--no-scheduler"]
     env = {
         "JOBFLEET_REDIS_URL": redis_url,
         "JOBFLEET_PINTEACH_DSN": dsn,
@@ -262,7 +262,7 @@ async def bench_outbox(admin_dsn: str, redis_url: str, size: str, runs: int | No
         under=RATE,
     )
     section.notes += [
-        f"Latency: `python -m workers worker --queue default --no-scheduler` (relay inside, uvloop, "
+        f"Latency: `python -m cli worker --queue default --no-scheduler` (relay inside, uvloop, "
         f"`JOBFLEET_OUTBOX_SWEEP_S={SWEEP_S:g}`, `JOBFLEET_OUTBOX_LISTEN` true or false) on a private "
         f"redis-server; the backend commits `fleet.noop` rows one per transaction at {RATE}/s from "
         "this process. Start time is arq's, from the stored result; commit time is when COMMIT returned.",
