@@ -50,6 +50,19 @@ def insert_sql(paramstyle: str = "numeric_dollar") -> str:
     return f"INSERT INTO {TABLE} ({', '.join(_COLUMNS)}) VALUES ({values}) RETURNING id"
 
 
+_UNDEFINED_TABLE = "42P01"
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver's error, or of the one SQLAlchemy wraps (asyncpg: ``sqlstate``,
+    psycopg: ``sqlstate``/``pgcode``), read without importing either."""
+    for e in (error, getattr(error, "orig", None)):
+        for attr in ("sqlstate", "pgcode"):
+            if isinstance(code := getattr(e, attr, None), str):
+                return code
+    return None
+
+
 async def insert_row(
     conn: Any,
     name: str,
@@ -59,6 +72,25 @@ async def insert_row(
     trace_context: dict[str, str] | None,
 ) -> int:
     """Insert one outbox row through ``conn`` and return its id; the caller's commit publishes it."""
+    try:
+        return await _insert(conn, name, payload, job_key, run_at, trace_context)
+    except Exception as e:
+        if _sqlstate(e) == _UNDEFINED_TABLE:
+            raise OutboxUnavailable(
+                f"job {name!r} was not enqueued: this database has no {TABLE} table "
+                "(PinTeach migration 0080_job_fleet_2)"
+            ) from e
+        raise
+
+
+async def _insert(
+    conn: Any,
+    name: str,
+    payload: dict[str, Any],
+    job_key: str | None,
+    run_at: datetime | None,
+    trace_context: dict[str, str] | None,
+) -> int:
     values = (
         name,
         wire.encode(payload).decode(),

@@ -8,10 +8,11 @@ import asyncpg
 import pytest
 from sqlalchemy import select
 
-from db.engines import libpq_dsn
+from db.engines import libpq_dsn, pinteach_engine
 from db.pinteach import job_outbox
 from jobfleet.outbox import OutboxUnavailable
 from jobfleet.producer import InvalidPayload, Producer
+from tests import services
 
 TRACE = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "x=1"}
 
@@ -103,3 +104,26 @@ async def test_validation_comes_first_and_leaves_the_transaction_usable(producer
 async def test_other_objects_are_refused_by_name(producer):
     with pytest.raises(OutboxUnavailable, match="not dict"):
         await producer.enqueue_in_transaction({}, "fleet.noop")
+
+
+async def test_a_database_without_the_outbox_says_which_migration(producer, settings):
+    name = f"jf_test_{services.RUN_ID}_no_outbox_producer"
+    admin = await asyncpg.connect(services.PG_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = services.PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    engine = pinteach_engine(dsn, pool_size=1)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            async with conn.transaction():
+                with pytest.raises(OutboxUnavailable, match="no job_outbox table .PinTeach migration 0080"):
+                    await producer.enqueue_in_transaction(conn, "fleet.noop")
+        finally:
+            await conn.close()
+        async with engine.connect() as sa_conn:
+            with pytest.raises(OutboxUnavailable, match="no job_outbox table"):
+                await producer.enqueue_in_transaction(sa_conn, "fleet.noop")
+    finally:
+        await engine.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
