@@ -6,7 +6,7 @@ is async; the collector then only turns the snapshot into metric families.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -72,6 +72,9 @@ DOMAIN_METRICS = {
 }
 
 
+OUTBOX_OUTCOMES = ("enqueued", "duplicate", "relayed_before", "failed")
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     counters: list[queries.JobCounters]
@@ -80,6 +83,7 @@ class Snapshot:
     schedules: list[queries.ScheduleState]
     failed_recorded: int
     health: DomainHealth | None
+    outbox: dict[str, int] = field(default_factory=dict)  # the relays' counters, summed in Redis
 
 
 async def snapshot(redis: Redis, schedules: list[Schedule], health: DomainHealthCache | None) -> Snapshot:
@@ -91,6 +95,7 @@ async def snapshot(redis: Redis, schedules: list[Schedule], health: DomainHealth
         schedules=await queries.schedules(redis, schedules),
         failed_recorded=await redis.zcard(keys.FAILED_INDEX),
         health=await health.get() if health else None,
+        outbox={k.decode(): int(v) for k, v in (await redis.hgetall(keys.OUTBOX_STATS)).items()},
     )
 
 
@@ -165,6 +170,15 @@ class SnapshotCollector(Collector):
         yield GaugeMetricFamily(
             "jobfleet_failed_jobs_recorded", "Jobs in the failure record", value=self.snap.failed_recorded
         )
+        outbox = CounterMetricFamily(
+            "jobfleet_outbox_rows",
+            "job_outbox rows the relays handled: enqueued, duplicate (their key's job was there), "
+            "relayed_before (a batch sent again after a crash), failed (to the failure record)",
+            labels=["outcome"],
+        )
+        for outcome in OUTBOX_OUTCOMES:
+            outbox.add_metric([outcome], self.snap.outbox.get(outcome, 0))
+        yield outbox
 
     def _schedules(self) -> Iterator:
         success = GaugeMetricFamily(

@@ -140,6 +140,7 @@ async def seed_domain(pg, mysql) -> None:
 
 async def test_domain_health_page_and_metrics(settings, redis, pg, mysql):
     await seed_domain(pg, mysql)
+    await redis.hset(keys.OUTBOX_STATS, "enqueued", 3)  # what the relays counted so far
     async with pg.begin() as conn:  # two rows no relay took (no worker runs here), one 5 minutes old
         await conn.execute(
             text(
@@ -182,6 +183,8 @@ async def test_domain_health_page_and_metrics(settings, redis, pg, mysql):
     assert 100 * 86400 - 10 < gauge("jobfleet_domain_oldest_telemetry_event_age_seconds") < 100 * 86400 + 120
     assert gauge("jobfleet_domain_telemetry_policy_seconds") == 90 * 86400
     assert gauge("jobfleet_domain_outbox_rows") == 2
+    assert m[("jobfleet_outbox_rows_total", (("outcome", "enqueued"),))] == 3
+    assert m[("jobfleet_outbox_rows_total", (("outcome", "failed"),))] == 0
     assert 295 < gauge("jobfleet_domain_oldest_outbox_row_age_seconds") < 400
     assert "1 GDPR request(s) past due" in overview and "Telemetry older than the 90-day policy" in overview
 
