@@ -20,7 +20,8 @@ replicates asynchronously, so without it a job acknowledged just before a failov
 """
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
@@ -35,6 +36,14 @@ from jobfleet import keys, outbox, wire
 from jobfleet.catalog import JobSpec, spec_for
 from jobfleet.connect import connect
 from jobfleet.redis_target import RedisTarget
+
+try:  # OpenTelemetry is optional: the producer needs only arq, redis and pydantic
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import SpanKind
+
+    _tracer: Any = trace.get_tracer("jobfleet.producer")
+except ImportError:  # pragma: no cover - exercised by the producer's clean-venv test
+    _tracer = None
 
 # One job, created only if neither a queued/running job nor a kept result has its id.
 _ENQUEUE = """
@@ -91,8 +100,11 @@ class Job:
     key: str | None = None
     defer_until: datetime | None = None
     defer_by: timedelta | float | None = None
-    # W3C trace context of the enqueuing request ({"traceparent", "tracestate"}): the job's "tc"
-    trace_context: Mapping[str, str] | None = None
+
+
+def destination(queue: str) -> str:
+    """A queue's short name (``default``) as messaging spans name their destination."""
+    return queue.rsplit(":", 1)[-1]
 
 
 def validate(name: str, payload: Mapping[str, Any] | None) -> tuple[JobSpec, dict[str, Any]]:
@@ -117,6 +129,31 @@ def _check_key(name: str, key: str | None) -> None:
         raise ValueError(f"key for job {name!r} is not valid text: {e.reason}") from None
 
 
+@contextmanager
+def _sending(destination: str, count: int) -> Iterator[dict[str, str] | None]:
+    """A PRODUCER span around an enqueue, and the W3C context the job documents carry: the caller's
+    trace (a web request, say) continues into the job's run. Without a tracer configured in the
+    process, nothing is injected."""
+    if _tracer is None:
+        yield None
+        return
+    attributes = {
+        "messaging.system": "jobfleet",
+        "messaging.operation.name": "send",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": destination,
+        "messaging.batch.message_count": count,
+    }
+    with _tracer.start_as_current_span(f"send {destination}", kind=SpanKind.PRODUCER, attributes=attributes):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        yield trace_context_of(carrier)
+
+
+def trace_context_of(carrier: Mapping[str, str]) -> dict[str, str] | None:
+    return wire.trace_context(dict(carrier))
+
+
 def job_id_for(name: str, key: str | None) -> str:
     return f"{name}:{key}" if key else uuid.uuid4().hex
 
@@ -134,14 +171,16 @@ def _score_ms(now_ms: int, defer_until: datetime | None, defer_by: timedelta | f
     return now_ms
 
 
-def prepare(job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
-    """Validate a job and lay it out for the enqueue script: (keys, args, job id). Raises
-    UnknownJob, InvalidPayload or ValueError (key, size, deferral) before anything reaches Redis."""
+def prepare(
+    job: Job, now_ms: int, trace_context: dict[str, str] | None = None
+) -> tuple[list[str], list[Any], str]:
+    """Validate a job and lay it out for the enqueue script: (keys, args, job id); the document
+    carries ``trace_context`` as its ``"tc"``. Raises UnknownJob, InvalidPayload or ValueError
+    (key, size, deferral) before anything reaches Redis."""
     spec, payload = validate(job.name, job.payload)
     _check_key(job.name, job.key)
     job_id = job_id_for(job.name, job.key)
-    tc = wire.trace_context(dict(job.trace_context)) if job.trace_context else None
-    document = wire.job_document(spec.name, payload, now_ms, tc)
+    document = wire.job_document(spec.name, payload, now_ms, trace_context)
     if len(document) > wire.MAX_JOB_BYTES:
         raise ValueError(
             f"payload for job {job.name!r} is {len(document)} bytes; the limit is "
@@ -184,8 +223,10 @@ class Producer:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    def prepare(self, job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
-        return prepare(job, now_ms)
+    def prepare(
+        self, job: Job, now_ms: int, trace_context: dict[str, str] | None = None
+    ) -> tuple[list[str], list[Any], str]:
+        return prepare(job, now_ms, trace_context)
 
     async def enqueue(
         self,
@@ -198,24 +239,30 @@ class Producer:
     ) -> str:
         """Enqueue one job and return its id. With ``key``, a second enqueue while the first job is
         queued, running or its result kept returns the same id and adds nothing."""
-        job_keys, args, job_id = self.prepare(
-            Job(name, payload or {}, key, defer_until, defer_by), wire.now_ms()
-        )
-        failure = f"job {name!r} was not enqueued"
-        if not self.durable_replicas:
-            await self._reconnecting(lambda: self._enqueue(keys=job_keys, args=args), failure)
+        job = Job(name, payload or {}, key, defer_until, defer_by)
+        with _sending(destination(spec_for(name).queue), 1) as context:
+            job_keys, args, job_id = self.prepare(job, wire.now_ms(), context)
+            failure = f"job {name!r} was not enqueued"
+            if not self.durable_replicas:
+                await self._reconnecting(lambda: self._enqueue(keys=job_keys, args=args), failure)
+                return job_id
+
+            async def send(pipe: Any) -> None:
+                await self._enqueue(keys=job_keys, args=args, client=pipe)
+
+            await self._reconnecting(lambda: self._pipelined(send, 1, f"job {job_id!r}"), failure)
             return job_id
-
-        async def send(pipe: Any) -> None:
-            await self._enqueue(keys=job_keys, args=args, client=pipe)
-
-        await self._reconnecting(lambda: self._pipelined(send, 1, f"job {job_id!r}"), failure)
-        return job_id
 
     async def enqueue_many(self, jobs: Iterable[Job]) -> list[str]:
         """Validate every job first, then enqueue them all through one pipeline."""
+        jobs = list(jobs)
+        queues = {spec_for(job.name).queue for job in jobs}
+        with _sending(destination(queues.pop()) if len(queues) == 1 else "(several)", len(jobs)) as context:
+            return await self._enqueue_many(jobs, context)
+
+    async def _enqueue_many(self, jobs: list[Job], context: dict[str, str] | None) -> list[str]:
         now = wire.now_ms()
-        prepared = [self.prepare(job, now) for job in jobs]
+        prepared = [self.prepare(job, now, context) for job in jobs]
 
         async def send(pipe: Any) -> None:
             for job_keys, args, _ in prepared:
@@ -241,14 +288,16 @@ class Producer:
         """Write the job as a ``job_outbox`` row through ``conn`` (an asyncpg Connection inside a
         transaction, or a SQLAlchemy AsyncConnection) and return its id; the fleet's relay enqueues it
         once the caller's transaction commits, and never if it rolls back. Validation is the same as
-        ``enqueue``'s and happens before the row is written; Redis is not touched here."""
-        job = Job(name, payload or {}, key or None, defer_until, defer_by, trace_context)
-        _, clean = validate(name, job.payload)
-        _, (_, _, score, _), _ = prepare(job, wire.now_ms())  # the same checks as enqueue's
-        deferred = defer_until is not None or defer_by is not None
-        run_at = datetime.fromtimestamp(score / 1000, UTC) if deferred else None
-        tc = wire.trace_context(dict(trace_context)) if trace_context else None
-        outbox_id = await outbox.insert_row(conn, name, clean, job.key, run_at, tc)
+        ``enqueue``'s and happens before the row is written; Redis is not touched here. The row's
+        trace context is ``trace_context`` if given, else the current one (as ``enqueue`` injects)."""
+        job = Job(name, payload or {}, key or None, defer_until, defer_by)
+        spec, clean = validate(name, job.payload)
+        with _sending(destination(spec.queue), 1) as current:
+            tc = wire.trace_context(dict(trace_context)) if trace_context else current
+            _, (_, _, score, _), _ = prepare(job, wire.now_ms(), tc)  # the same checks as enqueue's
+            deferred = defer_until is not None or defer_by is not None
+            run_at = datetime.fromtimestamp(score / 1000, UTC) if deferred else None
+            outbox_id = await outbox.insert_row(conn, name, clean, job.key, run_at, tc)
         return outbox.job_id(name, job.key, outbox_id)
 
     async def _pipelined(self, add: Callable[[Any], Awaitable[None]], count: int, what: str) -> None:

@@ -89,8 +89,8 @@ def plan(rows: Sequence[Any], now_ms: int) -> Plan:
         try:
             if refusal := _refusal(row):
                 raise ValueError(refusal)
-            job = Job(row.job, row.payload, key, defer_until=row.run_at, trace_context=row.trace_context)
-            job_keys, job_args, job_id = prepare(job, now_ms)
+            job = Job(row.job, row.payload, key, defer_until=row.run_at)
+            job_keys, job_args, job_id = prepare(job, now_ms, wire.trace_context(row.trace_context))
         except (UnknownJob, ValueError) as e:
             spec = CATALOG.get(row.job)
             batch.failures.append(
