@@ -82,7 +82,7 @@ async def test_a_relay_sweep_turns_each_committed_row_into_one_job(relay, pg, re
     queued = await redis.zrange(keys.QUEUE_DEFAULT, 0, -1)
     assert sorted(q.decode() for q in queued) == sorted(ids)
     document = wire.decode(await redis.get(keys.job_key_prefix + ids[7]))
-    assert document["f"] == "fleet.sleep" and document["k"] == {"ms": 7} and "tc" not in document
+    assert document["f"] == "fleet.sleep" and document["k"] == {"ms": 7}
     assert await redis.hgetall(keys.OUTBOX_STATS) == {b"enqueued": b"250"}
     assert await relay.drain() == {}, "nothing left to relay"
     # each batch's round trip removed the markers of the batch committed before it: only the last
@@ -117,6 +117,8 @@ async def test_bad_rows_go_to_the_failure_record_and_the_rows_behind_them_flow(r
         counts = await relay.drain()
     assert counts == {"enqueued": 2, "failed": 3}
     assert await outbox_size(pg) == 0
+    good = wire.decode(await redis.get(keys.job_key_prefix + f"fleet.sleep:outbox-{ids[0]}"))
+    assert good["k"] == {"ms": 1} and "tc" not in good, "a row without trace_context gives no tc"
     assert (
         await redis.exists(
             keys.job_key_prefix + f"fleet.sleep:outbox-{ids[0]}",
