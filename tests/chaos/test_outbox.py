@@ -8,6 +8,7 @@ Sizes: ``JOBFLEET_CHAOS_OUTBOX_S`` (15) seconds of killing, ``JOBFLEET_CHAOS_OUT
 """
 
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -62,57 +63,93 @@ async def mid_batch(admin: asyncpg.Connection, pid: int) -> bool:
     )
 
 
-async def test_relays_killed_mid_batch_lose_nothing_and_double_nothing(pg, redis, env, settings, tmp_path):
-    # jobs run in a worker that is never killed; the relays run in their own worker processes
-    runner = await start_worker(
-        {**env, "JOBFLEET_OUTBOX_RELAY_ENABLED": "false"}, tmp_path / "runner.log", "default"
-    )
-    relay_env = {**env, "JOBFLEET_OUTBOX_BATCH_SIZE": "100", "JOBFLEET_LOG_LEVEL": "INFO"}
-    started = 0
-
-    async def relay() -> asyncio.subprocess.Process:
-        nonlocal started
-        started += 1
-        return await start_worker(relay_env, tmp_path / f"relay-{started}.log", "calendar")
-
-    relays = [await relay(), await relay()]
-    backend = Backend(settings.pinteach_dsn, redis)
-    stop = asyncio.Event()
-    inserting = asyncio.create_task(backend.run(stop, rate_tx_per_s=100, max_rows=10))
-    admin = await asyncpg.connect(libpq_dsn(settings.pinteach_dsn))
-    rng = random.Random(7)
-    kills = caught = 0
+async def sigkill_while_blocked_in_redis(redis: Redis, admin: asyncpg.Connection, victim) -> bool:
+    """Hold Redis writes (CLIENT PAUSE, on the test's private server) until the relay has claimed a
+    batch and sent its script, then SIGKILL it: a kill between the claim and the commit, for sure."""
+    await redis.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
     try:
-        end = time.monotonic() + KILL_S
-        while time.monotonic() < end or not caught:
-            assert time.monotonic() < end + 60, "no kill landed between a relay's claim and its commit"
-            i = rng.randrange(len(relays))
-            victim = relays[i]
-            os.kill(victim.pid, signal.SIGSTOP)
-            inside = await mid_batch(admin, victim.pid)
-            if inside or rng.random() < 0.05:
-                victim.kill()  # SIGKILL, stopped or not
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            if await mid_batch(admin, victim.pid):
+                victim.kill()
                 await victim.wait()
-                kills, caught = kills + 1, caught + inside
-                relays[i] = await relay()
-                await asyncio.sleep(rng.uniform(0.1, 0.5))
-            else:
-                os.kill(victim.pid, signal.SIGCONT)
-                await asyncio.sleep(rng.uniform(0.01, 0.05))
-        stop.set()
-        await inserting
-        counts = await exactly_once(redis, backend, outbox_size(settings.pinteach_dsn))
+                return True
+            await asyncio.sleep(0.01)
+        return False
     finally:
-        stop.set()
-        await admin.close()
-        for process in relays:
-            if process.returncode is None:
-                os.kill(process.pid, signal.SIGCONT)
-        codes = [await stop_worker(p) for p in [*relays, runner]]
-        inserting.cancel()
+        await redis.execute_command("CLIENT", "UNPAUSE")
+
+
+async def sigkill_at_random(admin: asyncpg.Connection, victim, rng: random.Random) -> bool | None:
+    """SIGSTOP the relay wherever it is; SIGKILL it if that was inside a batch (after its script
+    ran, as often as not), now and then anywhere; else let it go on. None: not killed."""
+    os.kill(victim.pid, signal.SIGSTOP)
+    inside = await mid_batch(admin, victim.pid)
+    if inside or rng.random() < 0.05:
+        victim.kill()  # SIGKILL, stopped or not
+        await victim.wait()
+        return inside
+    os.kill(victim.pid, signal.SIGCONT)
+    return None
+
+
+async def test_relays_killed_mid_batch_lose_nothing_and_double_nothing(pg, env, settings, tmp_path):
+    with PrivateRedis() as server:
+        # jobs run in a worker that is never killed; the relays run in worker processes of their own
+        env = {**env, "JOBFLEET_REDIS_URL": server.url()}
+        runner = await start_worker(
+            {**env, "JOBFLEET_OUTBOX_RELAY_ENABLED": "false"}, tmp_path / "runner.log", "default"
+        )
+        relay_env = {**env, "JOBFLEET_OUTBOX_BATCH_SIZE": "100", "JOBFLEET_LOG_LEVEL": "INFO"}
+        started = 0
+
+        async def relay() -> asyncio.subprocess.Process:
+            nonlocal started
+            started += 1
+            return await start_worker(relay_env, tmp_path / f"relay-{started}.log", "calendar")
+
+        relays = [await relay(), await relay()]
+        redis = Redis.from_url(server.url())
+        backend = Backend(settings.pinteach_dsn, redis)
+        stop = asyncio.Event()
+        inserting = asyncio.create_task(backend.run(stop, rate_tx_per_s=100, max_rows=10))
+        admin = await asyncpg.connect(libpq_dsn(settings.pinteach_dsn))
+        rng = random.Random(7)
+        kills = {"blocked in Redis": 0, "inside a batch": 0, "anywhere": 0}
+        try:
+            end = time.monotonic() + KILL_S
+            for round_ in itertools.count():
+                if time.monotonic() > end:
+                    break
+                i = rng.randrange(len(relays))
+                if round_ % 10 == 0:
+                    killed = await sigkill_while_blocked_in_redis(redis, admin, relays[i])
+                    kills["blocked in Redis"] += killed
+                else:
+                    inside = await sigkill_at_random(admin, relays[i], rng)
+                    killed = inside is not None
+                    if killed:
+                        kills["inside a batch" if inside else "anywhere"] += 1
+                if killed:
+                    relays[i] = await relay()
+                    await asyncio.sleep(rng.uniform(0.1, 0.5))
+                else:
+                    await asyncio.sleep(rng.uniform(0.01, 0.05))
+            stop.set()
+            await inserting
+            counts = await exactly_once(redis, backend, outbox_size(settings.pinteach_dsn))
+        finally:
+            stop.set()
+            await admin.close()
+            for process in relays:
+                if process.returncode is None:
+                    os.kill(process.pid, signal.SIGCONT)
+            codes = [await stop_worker(p) for p in [*relays, runner]]
+            inserting.cancel()
+            await redis.aclose()
     assert codes == [0] * len(codes)
-    assert kills >= caught >= 1 and len(backend.committed) > 100, (kills, caught, len(backend.committed))
-    print(f"kills={kills} mid-batch={caught} committed={len(backend.committed)} counts={counts}")
+    assert kills["blocked in Redis"] >= 1 and len(backend.committed) > 100, (kills, len(backend.committed))
+    print(f"kills={kills} committed={len(backend.committed)} counts={counts}")
 
 
 async def test_postgres_restarts_lose_nothing_and_the_listener_comes_back(redis, env, tmp_path):
