@@ -1,0 +1,86 @@
+"""The catalog and the wire document as JSON Schema, for producers in other languages.
+
+``jobfleet jobs --json-schema`` prints it; the TypeScript producer generates its payload types and
+validators from it (producers/typescript/scripts/generate.ts), so a payload model or a queue is
+written once, here in Python. The schema validates a job document (``arq:job:{id}``) of any job in
+the catalog; ``x-jobfleet`` carries what a producer needs beyond validation: each job's queue and
+payload model, the Redis key prefixes, and the limits the Python producer enforces.
+"""
+
+from typing import Any
+
+from arq.constants import expires_extra_ms
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from jobfleet import keys, wire
+from jobfleet.catalog import JOBS
+from jobfleet.producer import MAX_KEY_CHARS
+
+# W3C Trace Context: version-traceid-parentid-flags, lower-case hex; version ff and all-zero ids are
+# invalid. The same regular expression works in Python and JavaScript.
+TRACEPARENT_PATTERN = r"^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$"
+
+
+class TraceContext(BaseModel):
+    """W3C trace context of the request that enqueued the job (optional; the outbox's trace_context
+    column holds the same object). Producers drop one that does not fit rather than fail the job."""
+
+    # look-aheads need Python's re (pydantic's default engine has none); JavaScript has them too
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+
+    traceparent: str = Field(pattern=TRACEPARENT_PATTERN)
+    tracestate: str | None = Field(default=None, max_length=512)
+
+
+class JobDocument(BaseModel):
+    """A job as stored under arq:job:{job_id}: arq's layout, in JSON."""
+
+    t: int | None = Field(description="try number: null when enqueued, set by the worker")
+    f: str = Field(description="job name, from the catalog")
+    a: list[Any] = Field(max_length=0, description="positional arguments: always empty")
+    k: dict[str, Any] = Field(description="the payload, as the job's model dumps it")
+    et: int = Field(description="enqueue time, ms since the epoch")
+    tc: TraceContext | None = Field(default=None, description="optional W3C trace context")
+
+
+def catalog_schema() -> dict[str, Any]:
+    payloads = list(dict.fromkeys(spec.payload for spec in JOBS))
+    models = [JobDocument, *payloads]
+    refs, defs = models_json_schema([(m, "validation") for m in models], ref_template="#/$defs/{model}")
+    ref_of = {model: ref["$ref"] for (model, _), ref in refs.items()}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "jobfleet job document",
+        "description": "A job of the jobfleet catalog as stored under arq:job:{job_id}; generated "
+        "from jobfleet/catalog.py and jobfleet/payloads.py by `jobfleet jobs --json-schema`.",
+        "allOf": [{"$ref": ref_of[JobDocument]}],
+        "oneOf": [
+            {
+                "properties": {"f": {"const": spec.name}, "k": {"$ref": ref_of[spec.payload]}},
+                "required": ["f", "k"],
+            }
+            for spec in JOBS
+        ],
+        "$defs": defs["$defs"],
+        "x-jobfleet": {
+            "jobs": {
+                spec.name: {
+                    "queue": spec.queue,
+                    "kind": spec.kind,
+                    "payload": ref_of[spec.payload],
+                    "description": spec.description,
+                }
+                for spec in JOBS
+            },
+            "queues": list(keys.ALL_QUEUES),
+            "key_prefixes": {
+                "job": keys.job_key_prefix,
+                "result": keys.result_key_prefix,
+                "in_progress": keys.in_progress_key_prefix,
+            },
+            "max_key_chars": MAX_KEY_CHARS,
+            "max_job_bytes": wire.MAX_JOB_BYTES,
+            "expires_extra_ms": expires_extra_ms,
+        },
+    }

@@ -1,0 +1,6 @@
+export { Producer } from "./producer.js";
+export { enqueueInTransaction, outboxJobId, outboxRow, type OutboxRow, type TransactionSql } from "./outbox.js";
+export { validatePayload, type EnqueueOptions, type Job, type PayloadArgs } from "./jobs.js";
+export { InvalidJob, InvalidPayload, JobfleetError, ProducerUnavailable, UnknownJob } from "./errors.js";
+export type { Problem } from "./schema.js";
+export * from "./catalog.generated.js";

@@ -1,0 +1,145 @@
+/**
+ * The producer: validate a job against the catalog and put it in Redis in one atomic step, with
+ * the Python producer's semantics (jobfleet/producer.py): the same job ids, documents, queues and
+ * expiry, idempotency by key, and cancel of a job that has not started.
+ *
+ *   const producer = Producer.fromUrl("redis://127.0.0.1:6379/0");
+ *   const id = await producer.enqueue("messages.deliver", { message_id: mid }, { key: mid, deferUntil: at });
+ *   await producer.cancel(id);
+ *   await producer.close();
+ */
+
+import { Redis, type RedisOptions } from "ioredis";
+
+import { WIRE, type JobName } from "./catalog.generated.js";
+import { ProducerUnavailable } from "./errors.js";
+import { enqueueArgs, prepare, type Job, type PayloadArgs } from "./jobs.js";
+import { enqueueInTransaction, type TransactionSql } from "./outbox.js";
+
+// The Python producer's scripts, unchanged. One job, created only if neither a queued/running job
+// nor a kept result has its id.
+const ENQUEUE = `
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+`;
+
+// Remove a job that has not started. Touching the in-progress key makes a worker that is between
+// reading the queue and claiming this job back off (its WATCH on that key fails).
+const CANCEL = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local removed = 0
+for i = 3, #KEYS do removed = removed + redis.call('ZREM', KEYS[i], ARGV[1]) end
+if removed > 0 then
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[1], 'cancelled', 'PX', 1000)
+end
+return removed
+`;
+
+type Args = (string | number)[];
+
+interface Scripts {
+  jobfleetEnqueue(...args: Args): Promise<number>;
+  jobfleetCancel(...args: Args): Promise<number>;
+}
+
+/** What an ioredis pipeline can queue for us. */
+interface ScriptPipeline {
+  jobfleetEnqueue(...args: Args): unknown;
+}
+
+function unavailable(failure: string, error: unknown): ProducerUnavailable {
+  const reason = error instanceof Error ? error.message : String(error);
+  const refused = error instanceof Error && error.name === "ReplyError";
+  return new ProducerUnavailable(`${failure}: ${refused ? "Redis refused it" : "Redis is unreachable"} (${reason})`, {
+    cause: error,
+  });
+}
+
+export class Producer {
+  private readonly scripts: Redis & Scripts;
+
+  /**
+   * Use the given ioredis client (its options decide how long a call waits for a Redis that is
+   * away; `fromUrl` picks short ones). The scripts are defined on it as `jobfleetEnqueue` and
+   * `jobfleetCancel`.
+   */
+  constructor(readonly redis: Redis) {
+    redis.defineCommand("jobfleetEnqueue", { numberOfKeys: 3, lua: ENQUEUE });
+    redis.defineCommand("jobfleetCancel", { numberOfKeys: 2 + WIRE.queues.length, lua: CANCEL });
+    this.scripts = redis as Redis & Scripts;
+  }
+
+  /**
+   * A producer with its own connection. A call made while Redis is away fails with
+   * ProducerUnavailable after one reconnect attempt, instead of waiting in ioredis' offline queue;
+   * after Redis is back, the next call reconnects by itself.
+   */
+  static fromUrl(url: string, options: RedisOptions = {}): Producer {
+    const redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 5_000, ...options });
+    // Connection errors reach the caller as ProducerUnavailable on the call that needs Redis;
+    // without a listener ioredis would also print each reconnect failure.
+    redis.on("error", () => {});
+    return new Producer(redis);
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  /**
+   * Enqueue one job and return its id (`{job}:{key}`, or random hex without a key). With a key, a
+   * second enqueue while the first job is queued, running or its result kept returns the same id
+   * and adds nothing. Throws UnknownJob, InvalidPayload or InvalidJob before anything reaches Redis,
+   * ProducerUnavailable when Redis does not take the job.
+   */
+  async enqueue<J extends JobName>(name: J, ...[payload, options]: PayloadArgs<J>): Promise<string> {
+    const nowMs = Date.now();
+    const job = prepare(name, payload, options ?? {}, nowMs);
+    try {
+      await this.scripts.jobfleetEnqueue(...enqueueArgs(job, nowMs));
+    } catch (error) {
+      throw unavailable(`job ${JSON.stringify(name)} was not enqueued`, error);
+    }
+    return job.jobId;
+  }
+
+  /** Validate every job first (nothing is sent if one is refused), then enqueue them all through one pipeline. */
+  async enqueueMany(jobs: Iterable<Job>): Promise<string[]> {
+    const nowMs = Date.now();
+    const prepared = [...jobs].map(({ name, payload, ...options }) => prepare(name, payload, options, nowMs));
+    if (prepared.length === 0) return [];
+    const failure = `${prepared.length} jobs were not enqueued`;
+    const pipeline = this.redis.pipeline();
+    for (const job of prepared) (pipeline as unknown as ScriptPipeline).jobfleetEnqueue(...enqueueArgs(job, nowMs));
+    let replies: [Error | null, unknown][] | null;
+    try {
+      replies = await pipeline.exec();
+    } catch (error) {
+      throw unavailable(failure, error);
+    }
+    const error = replies === null ? new Error("the pipeline was discarded") : replies.find(([e]) => e)?.[0];
+    if (error) throw unavailable(failure, error);
+    return prepared.map((job) => job.jobId);
+  }
+
+  /**
+   * Cancel a job that has not started yet (a deferred one, typically): true if it was removed;
+   * false if it is running, finished or unknown. After a cancel the same key can be enqueued anew.
+   */
+  async cancel(jobId: string): Promise<boolean> {
+    const keys = [WIRE.keyPrefixes.inProgress + jobId, WIRE.keyPrefixes.job + jobId, ...WIRE.queues];
+    try {
+      return (await this.scripts.jobfleetCancel(...keys, jobId)) > 0;
+    } catch (error) {
+      throw unavailable(`job ${JSON.stringify(jobId)} was not cancelled`, error);
+    }
+  }
+
+  /** {@link enqueueInTransaction}, for callers that hold a producer anyway. */
+  enqueueInTransaction<J extends JobName>(tx: TransactionSql, name: J, ...args: PayloadArgs<J>): Promise<string> {
+    return enqueueInTransaction(tx, name, ...args);
+  }
+}
