@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { Redis } from "ioredis";
-import postgres, { type Sql } from "postgres";
+import postgres, { type Sql, type TransactionSql } from "postgres";
 
 // dist/test/support/servers.js -> the package, then the repository two levels up
 export const PACKAGE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -147,18 +147,25 @@ export function startWorker(env: NodeJS.ProcessEnv, queues: string[] = ["default
 }
 
 /** Poll `probe` until it returns a value other than undefined, or fail after `timeoutMs` (liveness only). */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  what: string | (() => string),
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === "string" ? what : what()}`);
+    }
     await new Promise((done) => setTimeout(done, 50));
   }
 }
 
 /** A teacher, a student and a pending scheduled message due now; returns the message id. */
-export async function seedMessage(sql: Sql, scheduledFor = new Date()): Promise<string> {
+export async function seedMessage(db: Sql | TransactionSql, scheduledFor = new Date()): Promise<string> {
+  const sql = db as Sql; // the same tagged template either way
   const n = randomBytes(4).toString("hex");
   const [teacher] = await sql<{ id: string }[]>`
     INSERT INTO teachers (email, name, slug, timezone)
