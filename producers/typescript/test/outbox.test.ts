@@ -195,6 +195,21 @@ describe("enqueueInTransaction", () => {
       assert.equal((await sql`SELECT id FROM job_outbox`).length, 0, "relayed rows are deleted");
     });
 
+    it("carries the deferral and the trace context into the job", async () => {
+      const runAt = new Date(Date.now() + 3600_000);
+      const options = { key: randomUUID(), deferUntil: runAt, traceparent: TRACEPARENT, tracestate: "congo=t61rcWkgMzE" };
+      const jobId = await sql.begin((tx) => enqueueInTransaction(tx, "fleet.sleep", { ms: 1 }, options));
+      const raw = await waitFor("the relayed job", async () => (await redis.get(`arq:job:${jobId}`)) ?? undefined);
+      const document = JSON.parse(raw);
+      assert.deepEqual([document.f, document.k, document.tc], [
+        "fleet.sleep",
+        { ms: 1 },
+        { traceparent: TRACEPARENT, tracestate: "congo=t61rcWkgMzE" },
+      ]);
+      assert.equal(Number(await redis.zscore("jobfleet:queue:default", jobId)), runAt.getTime());
+      assert.equal(await producer.cancel(jobId), true);
+    });
+
     it("makes one job of a key enqueued through the outbox and directly", async () => {
       const key = randomUUID();
       const direct = await producer.enqueue("fleet.sleep", { ms: 1 }, { key, deferBy: 3600 });
