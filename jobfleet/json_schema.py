@@ -7,6 +7,7 @@ the catalog; ``x-jobfleet`` carries what a producer needs beyond validation: eac
 payload model, the Redis key prefixes, and the limits the Python producer enforces.
 """
 
+import json
 from typing import Any
 
 from arq.constants import expires_extra_ms
@@ -84,3 +85,8 @@ def catalog_schema() -> dict[str, Any]:
             "expires_extra_ms": expires_extra_ms,
         },
     }
+
+
+def render() -> str:
+    """The schema as `jobfleet jobs --json-schema` prints it, and as producers/typescript commits it."""
+    return json.dumps(catalog_schema(), indent=2, ensure_ascii=False) + "\n"

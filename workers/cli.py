@@ -134,11 +134,9 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     if args.json_schema:
-        import json
+        from jobfleet.json_schema import render
 
-        from jobfleet.json_schema import catalog_schema
-
-        print(json.dumps(catalog_schema(), indent=2, ensure_ascii=False))
+        sys.stdout.write(render())
         return 0
 
     from workers.scheduler import load_schedules

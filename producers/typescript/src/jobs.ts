@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 
 import { DEFS, JOBS, WIRE, type JobName, type Payloads, type TraceContext } from "./catalog.generated.js";
 import { InvalidJob, InvalidPayload, UnknownJob } from "./errors.js";
-import { charCount, check, type Problem } from "./schema.js";
+import { charCount, check, isWellFormed, type Problem } from "./schema.js";
 
 export interface EnqueueOptions {
   /**
@@ -86,7 +86,7 @@ function checkKey(name: string, key: string | undefined): void {
       `key for job ${JSON.stringify(name)} is ${length} characters; the limit is ${WIRE.maxKeyChars}: a key is an id`,
     );
   }
-  if (!key.isWellFormed()) {
+  if (!isWellFormed(key)) {
     throw new InvalidJob(`key for job ${JSON.stringify(name)} is not valid text: it holds a lone surrogate`);
   }
 }

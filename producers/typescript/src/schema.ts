@@ -80,6 +80,14 @@ function canonicalUuid(value: string): string | undefined {
   return undefined;
 }
 
+// A surrogate outside a pair (with the u flag a pair is one code point and does not match). Python
+// cannot encode such a string, so neither side takes it. (String#isWellFormed is Node 20+.)
+const LONE_SURROGATE = /\p{Cs}/u;
+
+export function isWellFormed(value: string): boolean {
+  return !LONE_SURROGATE.test(value);
+}
+
 /** Characters as Python and PostgreSQL count them: code points, not UTF-16 units. */
 export function charCount(value: string): number {
   let count = 0;
@@ -192,7 +200,7 @@ function checkObject(
 }
 
 function checkString(schema: Schema, value: string, fail: (message: string) => undefined): string | undefined {
-  if (!value.isWellFormed()) return fail("must be valid text (it holds a lone surrogate)");
+  if (!isWellFormed(value)) return fail("must be valid text (it holds a lone surrogate)");
   const length = charCount(value);
   if (schema.minLength !== undefined && length < schema.minLength) {
     return fail(`must have at least ${schema.minLength} characters`);

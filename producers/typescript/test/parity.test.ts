@@ -73,6 +73,8 @@ const CASES: Case[] = [
   { name: "telemetry.purge", payload: { policy: "é".repeat(100) }, key: "t4" },
   { name: "telemetry.purge", payload: { policy: "é".repeat(101) }, key: "t5" },
   { name: "telemetry.purge", payload: { policy: 7 }, key: "t6" },
+  { name: "telemetry.purge", payload: { policy: "\ud800" }, key: "t7" },
+  { name: "telemetry.purge", payload: { policy: "😀" }, key: "\udc00" },
   { name: "fleet.sleep", payload: { ms: 0 }, key: "s1" },
   { name: "fleet.sleep", payload: { ms: 60000 }, key: "s2" },
   { name: "fleet.sleep", payload: { ms: 60001 }, key: "s3" },
