@@ -40,3 +40,16 @@ export class InvalidJob extends JobfleetError {
 export class ProducerUnavailable extends JobfleetError {
   override name = "ProducerUnavailable";
 }
+
+/**
+ * Durable enqueue: the master took the job but too few replicas confirmed it in time, so a failover
+ * now could lose it. Enqueue again with the same key: that adds nothing if it is there.
+ */
+export class NotReplicated extends ProducerUnavailable {
+  override name = "NotReplicated";
+}
+
+/** A Redis URL or Sentinel address that cannot be used; the message says what is wrong. */
+export class RedisTargetError extends JobfleetError {
+  override name = "RedisTargetError";
+}
