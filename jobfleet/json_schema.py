@@ -4,7 +4,7 @@
 validators from it (producers/typescript/scripts/generate.ts), so a payload model or a queue is
 written once, here in Python. The schema validates a job document (``arq:job:{id}``) of any job in
 the catalog; ``x-jobfleet`` carries what a producer needs beyond validation: each job's queue and
-payload model, the Redis key prefixes, and the limits the Python producer enforces.
+payload model, the Redis key prefixes, the limits the Python producer enforces and its Lua scripts.
 """
 
 import json
@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from jobfleet import keys, wire
 from jobfleet.catalog import JOBS
-from jobfleet.producer import MAX_KEY_CHARS
+from jobfleet.producer import _CANCEL, _ENQUEUE, MAX_KEY_CHARS
 
 # W3C Trace Context: version-traceid-parentid-flags, lower-case hex; version ff and all-zero ids are
 # invalid. The same regular expression works in Python and JavaScript.
@@ -83,6 +83,8 @@ def catalog_schema() -> dict[str, Any]:
             "max_key_chars": MAX_KEY_CHARS,
             "max_job_bytes": wire.MAX_JOB_BYTES,
             "expires_extra_ms": expires_extra_ms,
+            # the producer's Lua scripts, so that another language runs exactly these
+            "scripts": {"enqueue": _ENQUEUE, "cancel": _CANCEL},
         },
     }
 

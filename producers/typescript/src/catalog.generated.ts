@@ -353,7 +353,7 @@ export const DEFS: Readonly<Record<string, Schema>> = {
   }
 };
 
-/** Redis key prefixes, queues and the limits the Python producer enforces. */
+/** Redis key prefixes, queues, the limits the Python producer enforces and its Lua scripts. */
 export const WIRE = {
   "queues": [
     "jobfleet:queue:default",
@@ -367,5 +367,9 @@ export const WIRE = {
   },
   "maxKeyChars": 200,
   "maxJobBytes": 65536,
-  "expiresExtraMs": 86400000
+  "expiresExtraMs": 86400000,
+  "scripts": {
+    "enqueue": "\nif redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end\nredis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\nredis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])\nreturn 1\n",
+    "cancel": "\nif redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\nlocal removed = 0\nfor i = 3, #KEYS do removed = removed + redis.call('ZREM', KEYS[i], ARGV[1]) end\nif removed > 0 then\n  redis.call('DEL', KEYS[2])\n  redis.call('SET', KEYS[1], 'cancelled', 'PX', 1000)\nend\nreturn removed\n"
+  }
 } as const;

@@ -21,28 +21,6 @@ import { enqueueArgs, prepare, type Job, type PayloadArgs } from "./jobs.js";
 import { enqueueInTransaction, type TransactionSql } from "./outbox.js";
 import { parseTarget, sentinelOptions, type SentinelOptions } from "./target.js";
 
-// The Python producer's scripts, unchanged. One job, created only if neither a queued/running job
-// nor a kept result has its id.
-const ENQUEUE = `
-if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-return 1
-`;
-
-// Remove a job that has not started. Touching the in-progress key makes a worker that is between
-// reading the queue and claiming this job back off (its WATCH on that key fails).
-const CANCEL = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local removed = 0
-for i = 3, #KEYS do removed = removed + redis.call('ZREM', KEYS[i], ARGV[1]) end
-if removed > 0 then
-  redis.call('DEL', KEYS[2])
-  redis.call('SET', KEYS[1], 'cancelled', 'PX', 1000)
-end
-return removed
-`;
-
 type Args = (string | number)[];
 
 interface Scripts {
@@ -89,8 +67,10 @@ export class Producer {
     readonly redis: Redis,
     { durableReplicas = 0, durableTimeoutS = 1 }: DurableOptions = {},
   ) {
-    redis.defineCommand("jobfleetEnqueue", { numberOfKeys: 3, lua: ENQUEUE });
-    redis.defineCommand("jobfleetCancel", { numberOfKeys: 2 + WIRE.queues.length, lua: CANCEL });
+    // The Python producer's own scripts (from the schema): one job, created only if neither a
+    // queued/running job nor a kept result has its id; cancel of a job that has not started.
+    redis.defineCommand("jobfleetEnqueue", { numberOfKeys: 3, lua: WIRE.scripts.enqueue });
+    redis.defineCommand("jobfleetCancel", { numberOfKeys: 2 + WIRE.queues.length, lua: WIRE.scripts.cancel });
     this.scripts = redis as Redis & Scripts;
     this.durableReplicas = durableReplicas;
     this.durableTimeoutS = durableTimeoutS;
