@@ -121,6 +121,8 @@ class Fleet:
                     return
                 raise
             except (RedisError, OSError) as e:
+                if self.burst:  # a one-off run reports the outage rather than wait it out
+                    raise
                 if "redis" in worker.ctx:
                     delay_s = 1.0  # it had connected (arq puts its pool in ctx): a new outage
                 running = [t for t in worker.tasks.values() if not t.done()]
