@@ -24,6 +24,7 @@ export interface Schema {
   maximum?: number;
   exclusiveMinimum?: number;
   exclusiveMaximum?: number;
+  minItems?: number;
   maxItems?: number;
   items?: Schema;
   default?: unknown;
@@ -49,6 +50,7 @@ export const SUPPORTED: ReadonlySet<string> = new Set([
   "maximum",
   "exclusiveMinimum",
   "exclusiveMaximum",
+  "minItems",
   "maxItems",
   "items",
   "default",
@@ -145,12 +147,12 @@ export function check(schema: Schema, value: unknown, defs: Defs, path: string, 
     const types = branches.map((b) => b.type ?? b.$ref ?? "?").join(" or ");
     return fail(`must be ${types}, not ${typeOf(value)}`);
   }
-  if (schema.const !== undefined && value !== schema.const) return fail(`must be ${JSON.stringify(schema.const)}`);
+  if ("const" in schema && value !== schema.const) return fail(`must be ${JSON.stringify(schema.const)}`);
   if (schema.enum && !schema.enum.includes(value as never)) {
     return fail(`must be one of ${schema.enum.map((v) => JSON.stringify(v)).join(", ")}`);
   }
   if (schema.type !== undefined && !fitsType(schema.type, value)) {
-    return fail(`must be ${schema.type === "integer" ? "an integer" : `a ${schema.type}`}, not ${typeOf(value)}`);
+    return fail(`must be ${/^[aeiou]/.test(schema.type) ? "an" : "a"} ${schema.type}, not ${typeOf(value)}`);
   }
   switch (typeOf(value)) {
     case "object":
@@ -238,6 +240,10 @@ function checkArray(
   path: string,
   problems: Problem[],
 ): unknown[] | undefined {
+  if (schema.minItems !== undefined && value.length < schema.minItems) {
+    problems.push({ path, message: `must have at least ${schema.minItems} items` });
+    return undefined;
+  }
   if (schema.maxItems !== undefined && value.length > schema.maxItems) {
     problems.push({ path, message: `must have at most ${schema.maxItems} items` });
     return undefined;
