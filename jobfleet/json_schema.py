@@ -18,20 +18,16 @@ from jobfleet import keys, wire
 from jobfleet.catalog import JOBS
 from jobfleet.producer import _CANCEL, _ENQUEUE, MAX_KEY_CHARS
 
-# W3C Trace Context: version-traceid-parentid-flags, lower-case hex; version ff and all-zero ids are
-# invalid. The same regular expression works in Python and JavaScript.
-TRACEPARENT_PATTERN = r"^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$"
-
 
 class TraceContext(BaseModel):
     """W3C trace context of the request that enqueued the job (optional; the outbox's trace_context
     column holds the same object). Producers drop one that does not fit rather than fail the job."""
 
-    # look-aheads need Python's re (pydantic's default engine has none); JavaScript has them too
-    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+    model_config = ConfigDict(extra="forbid")
 
-    traceparent: str = Field(pattern=TRACEPARENT_PATTERN)
-    tracestate: str | None = Field(default=None, max_length=512)
+    # the pattern the workers read "tc" with (W3C: version-traceid-parentid-flags, lower-case hex)
+    traceparent: str = Field(pattern=wire._TRACEPARENT.pattern)
+    tracestate: str | None = None
 
 
 class JobDocument(BaseModel):

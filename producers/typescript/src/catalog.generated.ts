@@ -327,14 +327,13 @@ export const DEFS: Readonly<Record<string, Schema>> = {
     "description": "W3C trace context of the request that enqueued the job (optional; the outbox's trace_context\ncolumn holds the same object). Producers drop one that does not fit rather than fail the job.",
     "properties": {
       "traceparent": {
-        "pattern": "^(?!ff)[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$",
+        "pattern": "^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$",
         "title": "Traceparent",
         "type": "string"
       },
       "tracestate": {
         "anyOf": [
           {
-            "maxLength": 512,
             "type": "string"
           },
           {

@@ -26,7 +26,7 @@ export interface EnqueueOptions {
    * not refused, when it is not a valid traceparent).
    */
   traceparent?: string | undefined;
-  /** W3C `tracestate` (at most 512 characters), with `traceparent` only. */
+  /** W3C `tracestate`, with `traceparent` only. */
   tracestate?: string | undefined;
 }
 
@@ -96,11 +96,11 @@ export function jobIdFor(name: string, key: string | undefined): string {
 }
 
 /**
- * The trace context to write as `tc`, or none. A traceparent that is not W3C's, or a tracestate over
- * 512 characters, is left out rather than refused: a broken trace context must not cost the job
- * (the Python side drops what it cannot use the same way).
+ * The trace context to write as `tc`, or none. A traceparent that is not W3C's is left out rather
+ * than refused: a broken trace context must not cost the job (jobfleet.wire.trace_context, which
+ * the workers read it with, drops what it cannot use the same way).
  */
-function traceContext(options: EnqueueOptions): TraceContext | undefined {
+export function traceContext(options: EnqueueOptions): TraceContext | undefined {
   const fits = (value: object) => {
     const problems: Problem[] = [];
     check({ $ref: "#/$defs/TraceContext" }, value, DEFS, "", problems);

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 
 import { InvalidJob, InvalidPayload, UnknownJob } from "../src/errors.js";
-import { enqueueArgs, prepare, type EnqueueOptions } from "../src/jobs.js";
+import { enqueueArgs, prepare, traceContext, type EnqueueOptions } from "../src/jobs.js";
 import { PYTHON_BIN, REPO_DIR } from "./support/servers.js";
 
 interface Case {
@@ -146,5 +146,33 @@ describe("parity with the Python producer", () => {
       assert.ok("call" in result);
       assert.match(String(result.call[6]), /^[0-9a-f]{32}$/);
     }
+  });
+});
+
+describe("trace context parity with the workers' reader (jobfleet.wire.trace_context)", () => {
+  const TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const contexts: { traceparent?: string; tracestate?: string }[] = [
+    { traceparent: TRACEPARENT },
+    { traceparent: TRACEPARENT, tracestate: "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7" },
+    { traceparent: TRACEPARENT, tracestate: "" },
+    { traceparent: `01${TRACEPARENT.slice(2)}` },
+    { traceparent: TRACEPARENT.toUpperCase() },
+    { traceparent: `${TRACEPARENT}-00` },
+    { traceparent: "00-xyz", tracestate: "a=b" },
+    { tracestate: "a=b" },
+    {},
+  ];
+
+  it("keeps and drops the same contexts", () => {
+    const result = spawnSync(
+      PYTHON_BIN,
+      ["-c", "import json, sys\nfrom jobfleet import wire\nprint(json.dumps([wire.trace_context(c) for c in json.load(sys.stdin)]))"],
+      { cwd: REPO_DIR, input: JSON.stringify(contexts), encoding: "utf8" },
+    );
+    assert.equal(result.status, 0, result.stderr);
+    const expected = JSON.parse(result.stdout) as unknown[];
+    contexts.forEach((context, i) => {
+      assert.deepEqual(traceContext(context) ?? null, expected[i], JSON.stringify(context));
+    });
   });
 });
