@@ -126,7 +126,11 @@ export function generate(schemaText: string): string {
   );
   const wire = {
     queues: meta.queues,
-    keyPrefixes: { job: meta.key_prefixes.job, result: meta.key_prefixes.result, inProgress: meta.key_prefixes.in_progress },
+    keyPrefixes: {
+      job: meta.key_prefixes.job,
+      result: meta.key_prefixes.result,
+      inProgress: meta.key_prefixes.in_progress,
+    },
     maxKeyChars: meta.max_key_chars,
     maxJobBytes: meta.max_job_bytes,
     expiresExtraMs: meta.expires_extra_ms,

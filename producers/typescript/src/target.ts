@@ -47,7 +47,8 @@ export function parseAddresses(text: string): { host: string; port: number }[] {
       const host = (colon >= 0 ? item.slice(0, colon) : item).replace(/^\[|\]$/g, "");
       const port = colon >= 0 ? item.slice(colon + 1) : "";
       if (!host) refuse(`Sentinel address ${JSON.stringify(item)} has no host`);
-      if (port && !/^\d+$/.test(port)) refuse(`Sentinel address ${JSON.stringify(item)} has a port that is not a number`);
+      if (port && !/^\d+$/.test(port))
+        refuse(`Sentinel address ${JSON.stringify(item)} has a port that is not a number`);
       return { host, port: port ? Number(port) : DEFAULT_SENTINEL_PORT };
     });
   if (addresses.length === 0) refuse("no Sentinel address given");
@@ -70,7 +71,9 @@ export function parseTarget(url: string, options: SentinelOptions = {}): Target 
     const at = netloc.lastIndexOf("@");
     const [username = "", ...password] = (at >= 0 ? netloc.slice(0, at) : "").split(":");
     const hosts = at >= 0 ? netloc.slice(at + 1) : netloc;
-    const master = options.master ?? (path[0] ? decodeURIComponent(path[0]) : refuse("redis+sentinel:// URL names no master: .../MASTER[/DB]"));
+    const master =
+      options.master ??
+      (path[0] ? decodeURIComponent(path[0]) : refuse("redis+sentinel:// URL names no master: .../MASTER[/DB]"));
     return clean({
       sentinels: parseAddresses(options.sentinels || hosts),
       master,

@@ -40,7 +40,10 @@ describe("generated from the catalog", () => {
   it("refuses a schema keyword the validator does not implement", () => {
     const schema = JSON.parse(schemaText);
     schema.$defs.Sleep.properties.ms.multipleOf = 5;
-    assert.throws(() => generate(JSON.stringify(schema)), /\$defs\.Sleep\.properties\.ms: keyword "multipleOf" is not supported/);
+    assert.throws(
+      () => generate(JSON.stringify(schema)),
+      /\$defs\.Sleep\.properties\.ms: keyword "multipleOf" is not supported/,
+    );
     const dated = JSON.parse(schemaText);
     dated.$defs.MessageRef.properties.message_id.format = "date-time";
     assert.throws(() => generate(JSON.stringify(dated)), /format "date-time" is not supported/);

@@ -66,12 +66,17 @@ describe("enqueueInTransaction", () => {
       const messageId = randomUUID();
       const runAt = new Date(Date.now() + 3600_000);
       const jobId = await sql.begin((tx) =>
-        enqueueInTransaction(tx, "messages.deliver", { message_id: messageId.toUpperCase() }, {
-          key: messageId,
-          deferUntil: runAt,
-          traceparent: TRACEPARENT,
-          tracestate: "congo=t61rcWkgMzE",
-        }),
+        enqueueInTransaction(
+          tx,
+          "messages.deliver",
+          { message_id: messageId.toUpperCase() },
+          {
+            key: messageId,
+            deferUntil: runAt,
+            traceparent: TRACEPARENT,
+            tracestate: "congo=t61rcWkgMzE",
+          },
+        ),
       );
       assert.equal(jobId, `messages.deliver:${messageId}`);
       const rows = await sql<OutboxRecord[]>`SELECT id, job, payload, job_key, run_at, trace_context FROM job_outbox`;
@@ -89,7 +94,10 @@ describe("enqueueInTransaction", () => {
       const keyless = await sql.begin((tx) => enqueueInTransaction(tx, "telemetry.purge"));
       const [second] = await sql<OutboxRecord[]>`SELECT * FROM job_outbox WHERE id <> ${id}`;
       assert.equal(keyless, `telemetry.purge:outbox-${second!.id}`);
-      assert.deepEqual([second!.payload, second!.job_key, second!.run_at, second!.trace_context], [{ policy: null }, null, null, null]);
+      assert.deepEqual(
+        [second!.payload, second!.job_key, second!.run_at, second!.trace_context],
+        [{ policy: null }, null, null, null],
+      );
     });
 
     it("vanishes with a rolled-back transaction", async () => {
@@ -104,7 +112,10 @@ describe("enqueueInTransaction", () => {
           (e: unknown) => e instanceof InvalidPayload && e.fields.join() === "message_id",
         );
         await assert.rejects(enqueueInTransaction(tx, "fleet.noop", {}, { key: "k".repeat(201) }), InvalidJob);
-        await assert.rejects(enqueueInTransaction(tx, "fleet.noop", {}, { deferBy: 1, deferUntil: new Date() }), InvalidJob);
+        await assert.rejects(
+          enqueueInTransaction(tx, "fleet.noop", {}, { deferBy: 1, deferUntil: new Date() }),
+          InvalidJob,
+        );
         await enqueueInTransaction(tx, "fleet.noop", {}, { key: "after-the-refusals" });
       });
       assert.deepEqual(
@@ -126,7 +137,8 @@ describe("enqueueInTransaction", () => {
         await tx`DROP TABLE job_outbox`;
         await assert.rejects(
           enqueueInTransaction(tx, "fleet.noop"),
-          (e: unknown) => e instanceof JobfleetError && /no job_outbox table \(PinTeach migration 0080\)/.test(e.message),
+          (e: unknown) =>
+            e instanceof JobfleetError && /no job_outbox table \(PinTeach migration 0080\)/.test(e.message),
         );
       });
     });
@@ -173,7 +185,12 @@ describe("enqueueInTransaction", () => {
       // the backend's own write and its job, in one transaction each
       const book = (tx: postgres.TransactionSql) =>
         seedMessage(tx).then((messageId) =>
-          enqueueInTransaction(tx, "messages.deliver", { message_id: messageId }, { key: messageId, traceparent: TRACEPARENT }),
+          enqueueInTransaction(
+            tx,
+            "messages.deliver",
+            { message_id: messageId },
+            { key: messageId, traceparent: TRACEPARENT },
+          ),
         );
       let rolledBackJob = "";
       await rolledBack(async (tx) => {
@@ -197,15 +214,19 @@ describe("enqueueInTransaction", () => {
 
     it("carries the deferral and the trace context into the job", async () => {
       const runAt = new Date(Date.now() + 3600_000);
-      const options = { key: randomUUID(), deferUntil: runAt, traceparent: TRACEPARENT, tracestate: "congo=t61rcWkgMzE" };
+      const options = {
+        key: randomUUID(),
+        deferUntil: runAt,
+        traceparent: TRACEPARENT,
+        tracestate: "congo=t61rcWkgMzE",
+      };
       const jobId = await sql.begin((tx) => enqueueInTransaction(tx, "fleet.sleep", { ms: 1 }, options));
       const raw = await waitFor("the relayed job", async () => (await redis.get(`arq:job:${jobId}`)) ?? undefined);
       const document = JSON.parse(raw);
-      assert.deepEqual([document.f, document.k, document.tc], [
-        "fleet.sleep",
-        { ms: 1 },
-        { traceparent: TRACEPARENT, tracestate: "congo=t61rcWkgMzE" },
-      ]);
+      assert.deepEqual(
+        [document.f, document.k, document.tc],
+        ["fleet.sleep", { ms: 1 }, { traceparent: TRACEPARENT, tracestate: "congo=t61rcWkgMzE" }],
+      );
       assert.equal(Number(await redis.zscore("jobfleet:queue:default", jobId)), runAt.getTime());
       assert.equal(await producer.cancel(jobId), true);
     });
@@ -215,9 +236,14 @@ describe("enqueueInTransaction", () => {
       const direct = await producer.enqueue("fleet.sleep", { ms: 1 }, { key, deferBy: 3600 });
       const relayed = await sql.begin((tx) => enqueueInTransaction(tx, "fleet.sleep", { ms: 1 }, { key }));
       assert.equal(relayed, direct);
-      await waitFor("the relay to take the row", async () => ((await sql`SELECT id FROM job_outbox`).length === 0 ? true : undefined));
+      await waitFor("the relay to take the row", async () =>
+        (await sql`SELECT id FROM job_outbox`).length === 0 ? true : undefined,
+      );
       assert.equal(await redis.zcount("jobfleet:queue:default", "-inf", "+inf"), 1);
-      assert.ok(Number(await redis.zscore("jobfleet:queue:default", direct)) > Date.now() + 3000_000, "the first job stays");
+      assert.ok(
+        Number(await redis.zscore("jobfleet:queue:default", direct)) > Date.now() + 3000_000,
+        "the first job stays",
+      );
     });
   });
 });

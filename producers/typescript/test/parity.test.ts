@@ -63,7 +63,13 @@ const CASES: Case[] = [
   { name: "messages.deliver", payload: { message_id: UUID }, key: "d3", deferUntil: "2001-01-01T00:00:00+00:00" },
   { name: "messages.deliver", payload: { message_id: UUID }, key: "d4", deferBy: 90.5 },
   { name: "messages.deliver", payload: { message_id: UUID }, key: "d5", deferBy: -3 },
-  { name: "messages.deliver", payload: { message_id: UUID }, key: "d6", deferBy: 5, deferUntil: "2030-01-02T03:04:05+00:00" },
+  {
+    name: "messages.deliver",
+    payload: { message_id: UUID },
+    key: "d6",
+    deferBy: 5,
+    deferUntil: "2030-01-02T03:04:05+00:00",
+  },
   { name: "calendar.sync_session", payload: { session_id: UUID }, key: UUID },
   { name: "waitlist.offer_next", payload: { service_id: UUID }, key: UUID },
   { name: "gdpr.erase", payload: { request_id: UUID }, key: UUID },
@@ -166,7 +172,10 @@ describe("trace context parity with the workers' reader (jobfleet.wire.trace_con
   it("keeps and drops the same contexts", () => {
     const result = spawnSync(
       PYTHON_BIN,
-      ["-c", "import json, sys\nfrom jobfleet import wire\nprint(json.dumps([wire.trace_context(c) for c in json.load(sys.stdin)]))"],
+      [
+        "-c",
+        "import json, sys\nfrom jobfleet import wire\nprint(json.dumps([wire.trace_context(c) for c in json.load(sys.stdin)]))",
+      ],
       { cwd: REPO_DIR, input: JSON.stringify(contexts), encoding: "utf8" },
     );
     assert.equal(result.status, 0, result.stderr);

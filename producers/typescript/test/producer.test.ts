@@ -36,7 +36,10 @@ describe("producer", () => {
     const jobId = await producer.enqueue("messages.deliver", { message_id: messageId });
     assert.match(jobId, /^[0-9a-f]{32}$/);
     const raw = await redis.get(`arq:job:${jobId}`);
-    assert.equal(raw, `{"t":null,"f":"messages.deliver","a":[],"k":{"message_id":"${messageId}"},"et":${JSON.parse(raw!).et}}`);
+    assert.equal(
+      raw,
+      `{"t":null,"f":"messages.deliver","a":[],"k":{"message_id":"${messageId}"},"et":${JSON.parse(raw!).et}}`,
+    );
     const et = JSON.parse(raw!).et as number;
     assert.ok(et >= before && et <= Date.now());
     assert.equal(Number(await redis.zscore("jobfleet:queue:default", jobId)), et);
@@ -69,13 +72,18 @@ describe("producer", () => {
     );
     const extra = { message_id: randomUUID(), extra_field: 1 } as unknown as { message_id: string };
     await assert.rejects(producer.enqueue("messages.deliver", extra), /extra_field: extra field not permitted/);
-    await assert.rejects(producer.enqueue("messages.deliver", {} as { message_id: string }), /message_id: field required/);
+    await assert.rejects(
+      producer.enqueue("messages.deliver", {} as { message_id: string }),
+      /message_id: field required/,
+    );
     await assert.rejects(producer.enqueue("fleet.sleep", { ms: 60_001 }), /ms: must be at most 60000/);
     await assert.rejects(producer.enqueue("fleet.sleep", { ms: 1.5 }), /ms: must be an integer, not number/);
     await assert.rejects(producer.enqueue("telemetry.purge", { policy: "x".repeat(101) }), /at most 100 characters/);
     await assert.rejects(
       producer.enqueue("messages.send" as "fleet.noop"),
-      (e: unknown) => e instanceof UnknownJob && e.message.startsWith('unknown job "messages.send"; known jobs: calendar.sync_pending'),
+      (e: unknown) =>
+        e instanceof UnknownJob &&
+        e.message.startsWith('unknown job "messages.send"; known jobs: calendar.sync_pending'),
     );
     assert.equal(await redis.dbsize(), 0);
   });
@@ -87,12 +95,18 @@ describe("producer", () => {
       return e instanceof InvalidJob && /is 201 characters; the limit is 200: a key is an id/.test(e.message);
     });
     // 200 code points, 400 UTF-16 units: accepted, as in Python
-    assert.equal(await producer.enqueue("messages.deliver", payload, { key: "😀".repeat(200) }), `messages.deliver:${"😀".repeat(200)}`);
+    assert.equal(
+      await producer.enqueue("messages.deliver", payload, { key: "😀".repeat(200) }),
+      `messages.deliver:${"😀".repeat(200)}`,
+    );
     await assert.rejects(producer.enqueue("messages.deliver", payload, { key: "\ud800" }), /not valid text/);
     const both = { deferUntil: new Date(), deferBy: 5 };
     await assert.rejects(producer.enqueue("messages.deliver", payload, both), /give deferUntil or deferBy, not both/);
     await assert.rejects(producer.enqueue("messages.deliver", payload, { deferUntil: new Date("nope") }), /valid Date/);
-    await assert.rejects(producer.enqueue("messages.deliver", payload, { deferBy: Number.NaN }), /finite number of seconds/);
+    await assert.rejects(
+      producer.enqueue("messages.deliver", payload, { deferBy: Number.NaN }),
+      /finite number of seconds/,
+    );
     assert.equal(await redis.zcard("jobfleet:queue:default"), 1);
   });
 
@@ -116,7 +130,11 @@ describe("producer", () => {
   it("defers until a time or by seconds, and cancel frees the key", async () => {
     const messageId = randomUUID();
     const at = new Date(Date.now() + 2 * 3600_000);
-    const jobId = await producer.enqueue("messages.deliver", { message_id: messageId }, { key: messageId, deferUntil: at });
+    const jobId = await producer.enqueue(
+      "messages.deliver",
+      { message_id: messageId },
+      { key: messageId, deferUntil: at },
+    );
     assert.equal(Number(await redis.zscore("jobfleet:queue:default", jobId)), at.getTime());
     const ttl = await redis.pttl(`arq:job:${jobId}`);
     assert.ok(ttl > 2 * 3600_000 + WIRE.expiresExtraMs - 60_000, `ttl ${ttl}`);
@@ -126,7 +144,11 @@ describe("producer", () => {
     assert.equal(await producer.cancel(jobId), false);
 
     const later = new Date(at.getTime() + 86_400_000);
-    const again = await producer.enqueue("messages.deliver", { message_id: messageId }, { key: messageId, deferUntil: later });
+    const again = await producer.enqueue(
+      "messages.deliver",
+      { message_id: messageId },
+      { key: messageId, deferUntil: later },
+    );
     assert.equal(again, jobId);
     assert.equal(Number(await redis.zscore("jobfleet:queue:default", jobId)), later.getTime());
 
@@ -150,7 +172,10 @@ describe("producer", () => {
     assert.equal(await redis.dbsize(), 0);
 
     const ids = await producer.enqueueMany([...jobs, { name: "fleet.noop", deferBy: 60 }]);
-    assert.deepEqual(ids.slice(0, 3), services.map((id) => `waitlist.offer_next:${id}`));
+    assert.deepEqual(
+      ids.slice(0, 3),
+      services.map((id) => `waitlist.offer_next:${id}`),
+    );
     assert.equal(await redis.zcard("jobfleet:queue:default"), 4);
     assert.deepEqual(await producer.enqueueMany(jobs), ids.slice(0, 3));
     assert.equal(await redis.zcard("jobfleet:queue:default"), 4);
@@ -188,9 +213,14 @@ describe("producer", () => {
     try {
       await assert.rejects(
         away.enqueue("fleet.noop"),
-        (e: unknown) => e instanceof ProducerUnavailable && /^job "fleet.noop" was not enqueued: Redis is unreachable/.test(e.message),
+        (e: unknown) =>
+          e instanceof ProducerUnavailable &&
+          /^job "fleet.noop" was not enqueued: Redis is unreachable/.test(e.message),
       );
-      await assert.rejects(away.enqueueMany([{ name: "fleet.noop" }]), /1 jobs were not enqueued: Redis is unreachable/);
+      await assert.rejects(
+        away.enqueueMany([{ name: "fleet.noop" }]),
+        /1 jobs were not enqueued: Redis is unreachable/,
+      );
       await assert.rejects(away.cancel("fleet.noop:x"), /was not cancelled: Redis is unreachable/);
     } finally {
       await away.close();
@@ -202,7 +232,8 @@ describe("producer", () => {
     await redis.set("jobfleet:queue:calendar", "not a sorted set");
     await assert.rejects(
       producer.enqueue("calendar.sync_session", { session_id: randomUUID() }),
-      (e: unknown) => e instanceof ProducerUnavailable && /was not enqueued: Redis refused it \(.*WRONGTYPE/.test(e.message),
+      (e: unknown) =>
+        e instanceof ProducerUnavailable && /was not enqueued: Redis refused it \(.*WRONGTYPE/.test(e.message),
     );
   });
 });

@@ -37,7 +37,12 @@ describe("the schema validator", () => {
       value: { teacher_ids: [UUID], request_id: 1, mode: "a", version: 2 },
       problems: [],
     });
-    assert.deepEqual(validate(RUN, { request_id: 7, mode: "b" }).value, { teacher_ids: null, request_id: 7, mode: "b", version: 2 });
+    assert.deepEqual(validate(RUN, { request_id: 7, mode: "b" }).value, {
+      teacher_ids: null,
+      request_id: 7,
+      mode: "b",
+      version: 2,
+    });
   });
 
   it("names each bad field", () => {

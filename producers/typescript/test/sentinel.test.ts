@@ -42,7 +42,14 @@ print(json.dumps(out))
       const ours = parseTarget(url, options);
       const e = expected[i]!;
       assert.deepEqual(
-        { url: ours.url ?? null, sentinels: ours.sentinels, master: ours.master ?? null, db: ours.db, username: ours.username ?? null, password: ours.password ?? null },
+        {
+          url: ours.url ?? null,
+          sentinels: ours.sentinels,
+          master: ours.master ?? null,
+          db: ours.db,
+          username: ours.username ?? null,
+          password: ours.password ?? null,
+        },
         e.url ? { ...e, db: 0 } : e, // a plain URL's database is ioredis' to read
         url,
       );
@@ -85,7 +92,8 @@ describe("behind Sentinel", () => {
         producer.enqueue("fleet.noop", {}, { key: "two-replicas" }),
         (e: unknown) =>
           e instanceof NotReplicated &&
-          e.message === 'job "fleet.noop:two-replicas" reached the Redis master but 1 of 2 replica(s) confirmed within 0.2 s: a failover now could lose it; enqueue again with the same key',
+          e.message ===
+            'job "fleet.noop:two-replicas" reached the Redis master but 1 of 2 replica(s) confirmed within 0.2 s: a failover now could lose it; enqueue again with the same key',
       );
       const document = await master.get("arq:job:fleet.noop:two-replicas");
       assert.notEqual(document, null);

@@ -88,7 +88,17 @@ describe("a TypeScript job in a Python worker", () => {
       const payload = { message_id: messageId };
       // deferred by a minute, so that both enqueues meet a queued job
       const python = () => {
-        const run = jobfleet(dbs.env, "enqueue", "messages.deliver", "--payload", JSON.stringify(payload), "--key", messageId, "--defer-by", "60");
+        const run = jobfleet(
+          dbs.env,
+          "enqueue",
+          "messages.deliver",
+          "--payload",
+          JSON.stringify(payload),
+          "--key",
+          messageId,
+          "--defer-by",
+          "60",
+        );
         assert.equal(run.status, 0, run.stderr);
         return run.stdout.trim();
       };

@@ -19,7 +19,15 @@ async function started(port: number, command: string, argv: string[], cwd: strin
   const client = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   client.on("error", () => {});
   try {
-    await waitFor(`${command} on port ${port}`, () => client.connect().then(() => true, () => undefined), 10_000);
+    await waitFor(
+      `${command} on port ${port}`,
+      () =>
+        client.connect().then(
+          () => true,
+          () => undefined,
+        ),
+      10_000,
+    );
   } finally {
     client.disconnect();
   }
@@ -34,7 +42,18 @@ export class PrivateRedis {
 
   async start(): Promise<void> {
     this.port ||= await freePort();
-    const argv = ["--port", `${this.port}`, "--bind", "127.0.0.1", "--dir", this.root, "--save", "", "--appendonly", "no"];
+    const argv = [
+      "--port",
+      `${this.port}`,
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      this.root,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+    ];
     this.process = await started(this.port, "redis-server", argv, this.root);
   }
 
@@ -93,7 +112,11 @@ export class SentinelGroup {
       ].join("\n"),
     );
     const sentinel = spawnSync("sh", ["-c", "command -v redis-sentinel"]).status === 0;
-    await this.spawn(this.sentinelPort, sentinel ? "redis-sentinel" : "redis-server", sentinel ? [config] : [config, "--sentinel"]);
+    await this.spawn(
+      this.sentinelPort,
+      sentinel ? "redis-sentinel" : "redis-server",
+      sentinel ? [config] : [config, "--sentinel"],
+    );
     await this.waitForReplicas(this.ports[0]!, replicas);
   }
 

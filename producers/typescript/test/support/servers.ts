@@ -114,7 +114,10 @@ export async function databases(): Promise<Databases> {
 }
 
 /** Run the jobfleet command line to completion. */
-export function jobfleet(env: NodeJS.ProcessEnv, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+export function jobfleet(
+  env: NodeJS.ProcessEnv,
+  ...args: string[]
+): { status: number | null; stdout: string; stderr: string } {
   const result = spawnSync(JOBFLEET_BIN, args, { env, encoding: "utf8", timeout: 60_000 });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
