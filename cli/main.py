@@ -146,6 +146,12 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    if args.json_schema:
+        from jobfleet.json_schema import render
+
+        sys.stdout.write(render())
+        return 0
+
     from workers.scheduler import load_schedules
 
     crons = {s.name: s.cron.expression for s in load_schedules(settings.schedules_file)}
@@ -294,7 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--defer-by", type=float, metavar="SECONDS", help="run after this many seconds")
 
     p = command("jobs", cmd_jobs, "List the job catalog: names, queues, schedules, timeouts")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output.add_argument(
+        "--json-schema",
+        action="store_true",
+        help="print a JSON Schema of every job's payload and of the wire document (for producers "
+        "in other languages)",
+    )
 
     db = command("db", lambda *_: 0, "Create or check the shared databases' schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
