@@ -65,7 +65,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         overrides["worker_max_jobs"] = args.concurrency
     settings = settings.model_copy(update=overrides)
     fleet = Fleet(
-        settings, _queues(args.queue), burst=args.burst, scheduler=False if args.no_scheduler else None
+        settings,
+        _queues(args.queue),
+        burst=args.burst,
+        scheduler=False if args.no_scheduler else None,
+        outbox=False if args.no_outbox else None,
     )
 
     async def main() -> int:
@@ -148,6 +152,12 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    if args.json_schema:
+        from jobfleet.json_schema import render
+
+        sys.stdout.write(render())
+        return 0
+
     from workers.scheduler import load_schedules
 
     crons = {s.name: s.cron.expression for s in load_schedules(settings.schedules_file)}
@@ -248,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command(
-        "worker", cmd_worker, "Run a worker process: one worker per queue, the scheduler and a heartbeat"
+        "worker",
+        cmd_worker,
+        "Run a worker process: one worker per queue, the scheduler, the outbox relay and a heartbeat",
     )
     p.add_argument(
         "--queue",
@@ -262,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     p.add_argument(
         "--no-scheduler", action="store_true", help="do not enqueue periodic sweeps from this process"
+    )
+    p.add_argument(
+        "--no-outbox",
+        action="store_true",
+        help="do not relay PinTeach's job_outbox from this process (JOBFLEET_OUTBOX_RELAY_ENABLED)",
     )
 
     p = command(
@@ -289,7 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--defer-by", type=float, metavar="SECONDS", help="run after this many seconds")
 
     p = command("jobs", cmd_jobs, "List the job catalog: names, queues, schedules, timeouts")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output.add_argument(
+        "--json-schema",
+        action="store_true",
+        help="print a JSON Schema of every job's payload and of the wire document (for producers "
+        "in other languages)",
+    )
 
     db = command("db", lambda *_: 0, "Create or check the shared databases' schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")

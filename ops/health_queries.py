@@ -26,6 +26,7 @@ from db.pinteach import (
     data_erasure_requests,
     data_retention_settings,
     enrollments,
+    job_outbox,
     oauth_connections,
     review_requests,
     session_calendar_sync,
@@ -61,6 +62,9 @@ class DomainHealth:
     oldest_review_request_past_expiry_age_s: float | None = None
     deleted_students_due_for_erasure: int | None = None
     oldest_telemetry_age_s: float | None = None
+    # None where job_outbox is missing (migration 0080 not run): the relay is off
+    outbox_rows: int | None = None
+    oldest_outbox_row_age_s: float | None = None
     telemetry_policy_s: float = TELEMETRY_POLICY_DAYS * 86400
     errors: list[str] = field(default_factory=list)
 
@@ -133,6 +137,10 @@ async def _pinteach(deps: Deps, grace: timedelta, timeout_s: float) -> dict[str,
             )
         ).one()
         teachers = await _teacher_settings(conn, now)
+        # the relay keeps the outbox near empty: a count that grows means relays are down or failing
+        outbox = None
+        if await missing_table(conn, job_outbox) is None:
+            outbox = (await conn.execute(select(func.count(), func.min(job_outbox.c.created_at)))).one()
     oldest_due = sessions[1] + grace if sessions[1] is not None else None
     overdue_gdpr = gdpr[2] if gdpr[1] else None
     return {
@@ -147,6 +155,8 @@ async def _pinteach(deps: Deps, grace: timedelta, timeout_s: float) -> dict[str,
         "gdpr_overdue": gdpr[1],
         "oldest_gdpr_overdue_age_s": _age_s(now, overdue_gdpr),
         **teachers,
+        "outbox_rows": outbox[0] if outbox else None,
+        "oldest_outbox_row_age_s": _age_s(now, outbox[1]) if outbox else None,
     }
 
 
