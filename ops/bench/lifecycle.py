@@ -136,7 +136,7 @@ async def bench_lifecycle(admin_dsn: str, size: str, runs: int | None) -> tuple[
         "server's work shows in wall time).",
         "The nothing-new run still reads: the sessions that ended within the lookback (7 days) or lie "
         "ahead (index range on (status, ends_at), each row's updated_at checked), and a sequential scan "
-        "of enrollments and students (no timestamp index on them in the schema).",
+        "of enrollments, students and group seats (no timestamp index on them in the schema).",
     ]
     section.appendix = (
         "Plan of the candidate query of a nothing-new run (EXPLAIN ANALYZE, BUFFERS):\n\n```\n"
