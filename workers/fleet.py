@@ -3,6 +3,10 @@
 arq's worker exits when Redis goes away; here each queue's worker is rebuilt with backoff until
 Redis answers again. SIGTERM stops picking new jobs, gives running ones ``shutdown_grace_s`` to
 finish, and puts any still running back on the queue (arq re-runs a cancelled job).
+
+Each beat renews the process's lease on its running jobs, and recovers the jobs of workers whose
+lease lapsed (workers/lease.py, workers/recovery.py); a process that cannot renew its lease stops
+its jobs before others may recover them.
 """
 
 import asyncio
@@ -20,6 +24,8 @@ from jobs.retention.policies import load_policies
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
+from workers.lease import Lease
+from workers.recovery import Recovery
 from workers.scheduler import Scheduler, load_schedules
 from workers.stats import Stats
 from workers.worker import FleetWorker, build_worker
@@ -43,6 +49,8 @@ class Fleet:
         self.stopping = asyncio.Event()
         self.workers: dict[str, FleetWorker] = {}
         self.retiring: set[asyncio.Task] = set()
+        self.retired_workers: set[FleetWorker] = set()
+        self.lease: Lease | None = None
 
     def stop(self, signum: int | None = None) -> None:
         if self.stopping.is_set():
@@ -68,7 +76,10 @@ class Fleet:
         heartbeat = Heartbeat(
             redis, self.worker_id, self.queues, settings.worker_max_jobs, stats, settings.health_interval_s
         )
-        background = [asyncio.create_task(self._beat(heartbeat))]
+        self.lease = Lease(redis, self.worker_id, settings.health_interval_s, self._fence)
+        self.lease.start()
+        recovery = Recovery(redis, self.worker_id, settings.health_interval_s)
+        background = [asyncio.create_task(self._beat(heartbeat, self.lease, recovery))]
         if self.run_scheduler:
             background.append(asyncio.create_task(Scheduler(redis, self.schedules).run()))
         log.info(
@@ -87,6 +98,9 @@ class Fleet:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            self.lease.stop()
+            with contextlib.suppress(RedisError, OSError):
+                await self.lease.release_fenced()
             with contextlib.suppress(RedisError, OSError):
                 await heartbeat.remove()
             await deps.close()
@@ -111,6 +125,7 @@ class Fleet:
                 burst=self.burst,
                 history_max_jobs=settings.history_max_jobs,
                 last_runs=last_runs,
+                lease=self.lease,
             )
             self.workers[queue] = worker
             try:
@@ -164,13 +179,15 @@ class Fleet:
         """Let a worker that lost Redis (or crashed) finish its running jobs in the background, then
         close it.
 
-        Cancelling them would cost more than the outage: arq holds a running job's in-progress key
-        for the longest timeout of its queue plus 10 s (minutes), and no worker re-runs the job
-        before it expires. Left running, a job whose Redis is back by the time it ends records its
-        result as usual; one still running after ``shutdown_grace_s`` is cancelled, as on shutdown.
+        Cancelling them at once would turn every blip into re-runs. Left running, a job whose Redis
+        is back by the time it ends records its result as usual; one still running after
+        ``shutdown_grace_s`` is cancelled, as on shutdown. If the outage outlasts two beats, the
+        lease's fence stops them first (the process can no longer renew its lease either), and
+        other workers recover them once the lease lapses.
         """
 
         async def retire() -> None:
+            self.retired_workers.add(worker)
             if running:
                 await asyncio.wait(running, timeout=self.settings.shutdown_grace_s)
             for task in running:
@@ -181,18 +198,27 @@ class Fleet:
                 # arq re-runs them when their in-progress keys expire; the jobs are built for that
                 log.warning("jobs_unrecorded_by_retired_worker", queue=worker.queue_name, jobs=unrecorded)
             worker.tasks.clear()
+            self.retired_workers.discard(worker)
             await _close(worker)
 
         task = asyncio.create_task(retire())
         self.retiring.add(task)
         task.add_done_callback(self.retiring.discard)
 
-    async def _beat(self, heartbeat: Heartbeat) -> None:
+    def _fence(self) -> list[str]:
+        """The lease could not be renewed: stop every running job, retiring workers' included."""
+        return [job_id for w in (*self.workers.values(), *self.retired_workers) for job_id in w.fence()]
+
+    async def _beat(self, heartbeat: Heartbeat, lease: Lease, recovery: Recovery) -> None:
         while True:
             try:
-                await heartbeat.beat()
-            except (RedisError, OSError) as e:
-                log.warning("heartbeat_failed", error=str(e))
+                # a beat that hangs (Redis unreachable without an error) must not hold up the next
+                async with asyncio.timeout(heartbeat.interval_s):
+                    lease.renewed(await heartbeat.beat())
+                    await lease.release_fenced()
+                    await recovery.scan()
+            except (RedisError, OSError, TimeoutError) as e:
+                log.warning("heartbeat_failed", error=str(e) or type(e).__name__)
             await asyncio.sleep(heartbeat.interval_s)
 
 
