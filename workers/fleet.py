@@ -18,6 +18,7 @@ from arq.connections import RedisSettings
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from jobfleet.catalog import JOBS
 from jobfleet.settings import Settings
 from jobs.deps import Deps
 from jobs.retention.policies import load_policies
@@ -26,6 +27,7 @@ from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
 from workers.lease import Lease
 from workers.recovery import Recovery
+from workers.runner import load_handler
 from workers.scheduler import Scheduler, load_schedules
 from workers.stats import Stats
 from workers.worker import FleetWorker, build_worker
@@ -45,6 +47,11 @@ class Fleet:
         # fail at start-up, loudly, on a bad schedules or retention file
         self.schedules = load_schedules(settings.schedules_file) if self.run_scheduler else []
         load_policies(settings.retention_file)
+        # Import every job module now: an import inside the running loop stalls it (seconds for
+        # the Google clients on a busy machine), and a stalled loop cannot renew its lease.
+        for spec in JOBS:
+            if spec.queue in queues:
+                load_handler(spec)
         self.worker_id = new_worker_id()
         self.stopping = asyncio.Event()
         self.workers: dict[str, FleetWorker] = {}

@@ -92,6 +92,11 @@ class Lease:
             jobs=cancelled,
         )
 
+    def lapsing(self) -> bool:
+        """True once the fence's deadline has passed, even if the fence's timer has not run yet
+        (a loop waking from a stall may run a job's next step first)."""
+        return self.fenced or time.monotonic() - self.renewed_at >= self.interval_s * FENCE_BEATS
+
     def renewed(self, sent_at: float) -> None:
         """The record was written by a command sent at ``sent_at`` (monotonic): Redis started its
         expiry no earlier than that, so counting from there errs on the safe side."""

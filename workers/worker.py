@@ -99,6 +99,18 @@ class FleetWorker(Worker):
         status = "aborted" if not result or _aborted(result) else "failed"
         return result.get("f") or "<unknown>", status
 
+    def _fenced(self, job_id: str) -> bool:
+        """Whether this finish must write nothing: the fence stopped the job, or the lease is past
+        the fence's deadline (another worker may hold the job soon). The lease releases it later."""
+        if job_id in self.fenced:
+            self.fenced.discard(job_id)
+            return True
+        if self.lease is not None and self.lease.lapsing():
+            self.lease.unreleased.add(job_id)
+            log.warning("job_finish_dropped_lease_lapsing", job_id=job_id, queue=self.queue_name)
+            return True
+        return False
+
     async def finish_job(
         self,
         job_id: str,
@@ -109,8 +121,7 @@ class FleetWorker(Worker):
         incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
-        if job_id in self.fenced:
-            self.fenced.discard(job_id)
+        if self._fenced(job_id):
             return
         async with self.pool.pipeline(transaction=True) as tr:
             tr.hdel(self.jobs_key, job_id)
@@ -184,8 +195,7 @@ class FleetWorker(Worker):
         await self._finish_failed(job_id, result_data, name, "failed")
 
     async def _finish_failed(self, job_id: str, result_data: bytes | None, name: str, status: str) -> None:
-        if job_id in self.fenced:
-            self.fenced.discard(job_id)
+        if self._fenced(job_id):
             return
         async with self.pool.pipeline(transaction=True) as tr:
             tr.hdel(self.jobs_key, job_id)
