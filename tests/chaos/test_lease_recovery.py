@@ -9,6 +9,7 @@ cut off from Redis stops its job before the others recover it, so two runs never
 """
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -314,3 +315,38 @@ async def test_a_worker_cut_off_from_redis_stops_its_job_before_another_recovers
 
 async def _logged(log: Path, event: str) -> bool:
     return any(e["event"] == event for e in log_events(log))
+
+
+async def test_a_stalled_worker_stops_its_job_on_waking_and_writes_nothing(env, redis, tmp_path):
+    # SIGSTOP freezes worker A's event loop past its lease; when it wakes, the job's own timer
+    # (its sleep ended meanwhile) and the fence are both overdue: the fence must win.
+    worker_env = fleet_env(env)
+    a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
+    first = await start_worker(worker_env, a_log, "default")
+    second = None
+    try:
+        job_id = await Producer(redis).enqueue("fleet.sleep", {"ms": 3000})
+        lost = await wait_until(lambda: holder(redis, job_id), 60, "worker A did not take the job")
+        second = await start_worker(worker_env, b_log, "default")
+        await wait_until(workers_alive(redis, 2), 60, "worker B did not start")
+        first.send_signal(signal.SIGSTOP)
+        try:
+
+            async def taken_again() -> str | None:
+                owner = await holder(redis, job_id)
+                return owner if owner not in (None, lost) else None
+
+            await wait_until(taken_again, LIVENESS_S, "the stalled worker's job was not recovered")
+            await asyncio.sleep(3)  # A's sleep would have ended by now
+        finally:
+            first.send_signal(signal.SIGCONT)
+        result = await wait_for_result(redis, job_id, 60)
+        assert result["s"] is True and result["t"] == 2
+        await wait_until(lambda: _logged(a_log, "lease_not_renewed_jobs_stopped"), 30, "A did not fence")
+    finally:
+        assert await stop_worker(first) == 0
+        if second is not None:
+            assert await stop_worker(second) == 0
+    a_runs = [r[2] for r in runs_of(a_log, job_id)]
+    assert a_runs == ["job_interrupted"], a_runs
+    assert [r[2] for r in runs_of(b_log, job_id)] == ["job_succeeded"]
