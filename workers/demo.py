@@ -9,7 +9,6 @@ import argparse
 import asyncio
 
 import asyncpg
-from redis.asyncio import Redis
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
@@ -17,7 +16,7 @@ from db.engines import pickatale_engine, pinteach_engine, pinteach_url
 from db.pickatale import DATABASES
 from db.pinteach import scheduled_messages
 from db.schema import create_pickatale, create_pinteach
-from jobfleet.producer import Producer
+from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from jobs.credits import demo as credits_demo
 from jobs.gdpr import demo as gdpr_demo
@@ -27,6 +26,7 @@ from jobs.payments import demo as payments_demo
 from jobs.retention import demo as retention_demo
 from jobs.sessions.demo import seed_demo as seed_sessions
 from jobs.waitlist import demo as waitlist_demo
+from workers import connections
 from workers.fleet import Fleet
 from workers.logging import configure
 
@@ -71,7 +71,7 @@ async def reset_databases(settings: Settings) -> None:
     finally:
         await pg.dispose()
         await my.dispose()
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_target)
     await redis.flushdb()
     await redis.aclose()
 
@@ -92,7 +92,7 @@ async def load_data(settings: Settings) -> None:
             await retention_demo.seed_demo(conn)
         # as the backend does: the message's own deferred job, its id stored on the message
         message_id, scheduled_for = messages.deferred
-        async with Producer.from_url(settings.redis_url) as producer:
+        async with connections.producer(settings) as producer:
             job_id = await producer.enqueue(
                 "messages.deliver", {"message_id": message_id}, key=str(message_id), defer_until=scheduled_for
             )

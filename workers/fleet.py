@@ -14,14 +14,14 @@ import contextlib
 import signal
 
 import structlog
-from arq.connections import RedisSettings
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from jobfleet.catalog import JOBS
+from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from jobs.deps import Deps
 from jobs.retention.policies import load_policies
+from workers import probe
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
@@ -77,7 +77,7 @@ class Fleet:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, sig)
         deps = Deps.from_settings(settings)
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_target)
         stats = Stats()
         failures = FailureRecord(redis)
         heartbeat = Heartbeat(
@@ -125,7 +125,7 @@ class Fleet:
                 deps=deps,
                 failures=failures,
                 stats=stats,
-                redis_settings=RedisSettings.from_dsn(settings.redis_url),
+                redis_target=settings.redis_target,
                 max_jobs=settings.worker_max_jobs,
                 poll_delay_s=settings.worker_poll_delay_s,
                 shutdown_grace_s=settings.shutdown_grace_s,
@@ -149,6 +149,7 @@ class Fleet:
                 log.error(
                     "worker_redis_lost",
                     queue=queue,
+                    redis=settings.redis_target.describe(),
                     error=str(e),
                     reconnect_in_s=delay_s,
                     running=len(running),
@@ -217,15 +218,23 @@ class Fleet:
         return [job_id for w in (*self.workers.values(), *self.retired_workers) for job_id in w.fence()]
 
     async def _beat(self, heartbeat: Heartbeat, lease: Lease, recovery: Recovery) -> None:
+        probe_file = self.settings.health_file
         while True:
+            redis_ok = False
             try:
                 # a beat that hangs (Redis unreachable without an error) must not hold up the next
                 async with asyncio.timeout(heartbeat.interval_s):
                     lease.renewed(await heartbeat.beat())
+                    redis_ok = True
                     await lease.release_fenced()
                     await recovery.scan()
             except (RedisError, OSError, TimeoutError) as e:
                 log.warning("heartbeat_failed", error=str(e) or type(e).__name__)
+            if probe_file is not None:
+                try:
+                    probe.record(probe_file, worker_id=self.worker_id, redis_ok=redis_ok)
+                except OSError as e:
+                    log.warning("health_file_failed", path=str(probe_file), error=str(e))
             await asyncio.sleep(heartbeat.interval_s)
 
 

@@ -5,7 +5,6 @@ renewed."""
 import asyncio
 import time
 
-from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
 from jobfleet import keys, wire
@@ -153,7 +152,7 @@ async def test_a_worker_that_cannot_renew_its_lease_stops_its_jobs_and_then_give
         deps=deps,
         failures=FailureRecord(redis),
         stats=Stats(),
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_target=settings.redis_target,
         max_jobs=10,
         poll_delay_s=0.02,
         shutdown_grace_s=1,
