@@ -25,7 +25,7 @@ from db.pickatale import events
 from jobfleet import keys, wire
 from jobfleet.producer import Producer
 from ops.audit import audit_pinteach
-from tests.chaos.processes import log_events, start_worker, stop_worker, wait_for_result
+from tests.chaos.processes import log_events, start_worker, stop_worker, wait_for_result, wait_until
 from tests.chaos.proxy import Proxy
 from tests.chaos.servers import PrivateRedis
 from tests.chaos.sessions_world import SEED, half_done, progress
@@ -45,19 +45,20 @@ def fleet_env(env: dict[str, str], **extra: str) -> dict[str, str]:
     return {**env, "JOBFLEET_HEALTH_INTERVAL_S": str(INTERVAL_S), "JOBFLEET_SHUTDOWN_GRACE_S": "5", **extra}
 
 
-async def wait_until(condition: Callable[[], Awaitable], timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := await condition():
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{what} within {timeout_s} s")
-
-
 async def holder(redis: Redis, job_id: str) -> str | None:
     """The worker whose claim holds the job (its in-progress key names it)."""
     owner = await redis.get(keys.in_progress_key_prefix + job_id)
     return owner.decode() if owner else None
+
+
+def taken_from(redis: Redis, job_id: str, lost: str) -> Callable[[], Awaitable[str | None]]:
+    """Which other worker holds the job, once one does."""
+
+    async def check() -> str | None:
+        owner = await holder(redis, job_id)
+        return owner if owner not in (None, lost) else None
+
+    return check
 
 
 def workers_alive(redis: Redis, n: int) -> Callable[[], Awaitable[bool]]:
@@ -107,11 +108,7 @@ async def kill_during(
 async def _recovered(redis: Redis, job_id: str, lost: str, killed_at: float, record_property) -> int:
     assert await holder(redis, job_id) == lost, "the job was still running on worker A when it was killed"
 
-    async def taken_again() -> str | None:
-        owner = await holder(redis, job_id)
-        return owner if owner not in (None, lost) else None
-
-    await wait_until(taken_again, LIVENESS_S, "the orphaned job did not start again")
+    await wait_until(taken_from(redis, job_id, lost), LIVENESS_S, "the orphaned job did not start again")
     recovery_s = time.monotonic() - killed_at
     job = job_id.split(":", 1)[0]
     record_property(f"time_to_recovery_s[{job}]", round(recovery_s, 2))
@@ -124,20 +121,36 @@ async def _recovered(redis: Redis, job_id: str, lost: str, killed_at: float, rec
     return entry["try"]
 
 
-async def test_kill_9_during_messages_deliver_waiting_on_a_row_lock(
-    settings, env, seed, pg, redis, tmp_path, record_property
-):
-    message_id = await scheduled_message(seed)
+async def kill_while_row_locked(
+    pg, table, job: str, payload: dict[str, str], redis: Redis, env, tmp_path: Path, record_property
+) -> tuple[str, asyncio.subprocess.Process, int]:
+    """``kill_during`` a job of the default queue that waits on a row lock the test holds (every row
+    of ``table``), released once the job runs again; the job is keyed by its one payload value."""
     async with pg.connect() as lock:
         await lock.begin()
-        await lock.execute(select(t.scheduled_messages.c.id).with_for_update())  # the job waits on it
-        job_id = await Producer(redis).enqueue(
-            "messages.deliver", {"message_id": str(message_id)}, key=str(message_id)
-        )
+        await lock.execute(select(table.c.id).with_for_update())
+        job_id = await Producer(redis).enqueue(job, payload, key=next(iter(payload.values())))
         worker, lost_try = await kill_during(
             redis, fleet_env(env), tmp_path, "default", job_id, record_property
         )
         await lock.rollback()
+    return job_id, worker, lost_try
+
+
+async def test_kill_9_during_messages_deliver_waiting_on_a_row_lock(
+    settings, env, seed, pg, redis, tmp_path, record_property
+):
+    message_id = await scheduled_message(seed)
+    job_id, worker, lost_try = await kill_while_row_locked(
+        pg,
+        t.scheduled_messages,
+        "messages.deliver",
+        {"message_id": str(message_id)},
+        redis,
+        env,
+        tmp_path,
+        record_property,
+    )
     try:
         result = await wait_for_result(redis, job_id)
         assert result["s"] is True and result["t"] == lost_try + 1
@@ -151,16 +164,17 @@ async def test_kill_9_during_gdpr_erase(settings, env, seed, pg, redis, tmp_path
     teacher = await seed.teacher()
     student = await seed.student(teacher)
     request_id = await erasure_request(seed, teacher, student)
-    async with pg.connect() as lock:
-        await lock.begin()
-        await lock.execute(select(t.data_erasure_requests.c.id).with_for_update())  # mark_processing waits
-        job_id = await Producer(redis).enqueue(
-            "gdpr.erase", {"request_id": str(request_id)}, key=str(request_id)
-        )
-        worker, lost_try = await kill_during(
-            redis, fleet_env(env), tmp_path, "default", job_id, record_property
-        )
-        await lock.rollback()
+    # the job's first write (marking the request processing) waits on the lock
+    job_id, worker, lost_try = await kill_while_row_locked(
+        pg,
+        t.data_erasure_requests,
+        "gdpr.erase",
+        {"request_id": str(request_id)},
+        redis,
+        env,
+        tmp_path,
+        record_property,
+    )
     try:
         result = await wait_for_result(redis, job_id)
         assert result["s"] is True and result["r"] == {"erased": 1, "failed": 0}
@@ -283,11 +297,11 @@ async def test_a_worker_cut_off_from_redis_stops_its_job_before_another_recovers
                 proxy.partition()
                 cut_at = time.monotonic()
 
-                async def taken_again() -> str | None:
-                    owner = await holder(redis, job_id)
-                    return owner if owner not in (None, lost) else None
-
-                await wait_until(taken_again, LIVENESS_S, "the job of the cut-off worker was not recovered")
+                await wait_until(
+                    taken_from(redis, job_id, lost),
+                    LIVENESS_S,
+                    "the job of the cut-off worker was not recovered",
+                )
                 print(f"\nfleet.sleep: recovered {time.monotonic() - cut_at:.2f} s after the partition")
                 result = await wait_for_result(redis, job_id, 60)
                 assert result["s"] is True and result["t"] == 2
@@ -318,26 +332,26 @@ async def _logged(log: Path, event: str) -> bool:
 
 
 async def test_a_stalled_worker_stops_its_job_on_waking_and_writes_nothing(env, redis, tmp_path):
-    # SIGSTOP freezes worker A's event loop past its lease; when it wakes, the job's own timer
-    # (its sleep ended meanwhile) and the fence are both overdue: the fence must win.
+    # SIGSTOP freezes worker A's event loop past its lease and past the end of its job's sleep;
+    # when it wakes, the job's own timer and the fence are both overdue: the fence must win.
     worker_env = fleet_env(env)
     a_log, b_log = tmp_path / "a.log", tmp_path / "b.log"
     first = await start_worker(worker_env, a_log, "default")
     second = None
+    sleep_s = 20
     try:
-        job_id = await Producer(redis).enqueue("fleet.sleep", {"ms": 3000})
+        job_id = await Producer(redis).enqueue("fleet.sleep", {"ms": sleep_s * 1000})
         lost = await wait_until(lambda: holder(redis, job_id), 60, "worker A did not take the job")
+        ends_at = time.monotonic() + sleep_s
         second = await start_worker(worker_env, b_log, "default")
         await wait_until(workers_alive(redis, 2), 60, "worker B did not start")
+        assert time.monotonic() < ends_at - 2, "worker B took too long to start: the job is nearly done"
         first.send_signal(signal.SIGSTOP)
         try:
-
-            async def taken_again() -> str | None:
-                owner = await holder(redis, job_id)
-                return owner if owner not in (None, lost) else None
-
-            await wait_until(taken_again, LIVENESS_S, "the stalled worker's job was not recovered")
-            await asyncio.sleep(3)  # A's sleep would have ended by now
+            await wait_until(
+                taken_from(redis, job_id, lost), LIVENESS_S, "the stalled worker's job was not recovered"
+            )
+            await asyncio.sleep(max(ends_at - time.monotonic(), 0) + 1)  # A's sleep is over by now
         finally:
             first.send_signal(signal.SIGCONT)
         result = await wait_for_result(redis, job_id, 60)
