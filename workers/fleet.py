@@ -21,7 +21,7 @@ from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from jobs.deps import Deps
 from jobs.retention.policies import load_policies
-from workers import probe
+from workers import probe, tracing
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
@@ -77,6 +77,8 @@ class Fleet:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, sig)
         deps = Deps.from_settings(settings)
+        if tracing.configure(settings, [deps.pinteach, deps.pickatale]):
+            log.info("tracing_on", service=settings.otel_service_name or "jobfleet")
         redis = connect(settings.redis_target)
         stats = Stats()
         failures = FailureRecord(redis)
@@ -110,6 +112,7 @@ class Fleet:
                 await self.lease.release_fenced()
             with contextlib.suppress(RedisError, OSError):
                 await heartbeat.remove()
+            await asyncio.to_thread(tracing.shutdown)  # export the last spans (blocks: a thread)
             await deps.close()
             await redis.aclose()
             log.info("fleet_stopped", worker_id=self.worker_id, jobs=dict(stats.totals))
@@ -143,6 +146,8 @@ class Fleet:
                     return
                 raise
             except (RedisError, OSError) as e:
+                if self.burst:  # a one-off run reports the outage rather than wait it out
+                    raise
                 if "redis" in worker.ctx:
                     delay_s = 1.0  # it had connected (arq puts its pool in ctx): a new outage
                 running = [t for t in worker.tasks.values() if not t.done()]
