@@ -29,10 +29,10 @@ from tests.chaos.processes import log_events, start_worker, stop_worker, wait_fo
 from tests.chaos.proxy import Proxy
 from tests.chaos.servers import PrivateRedis
 from tests.chaos.sessions_world import SEED, half_done, progress
-from tests.jobs.test_gdpr_erasure import request as erasure_request
-from tests.jobs.test_messages import assert_delivered_once
-from tests.jobs.test_messages import message as scheduled_message
-from tests.jobs.test_retention import add_events, with_policies
+from tests.jobs.gdpr.test_erasure import request as erasure_request
+from tests.jobs.messages.test_messages import assert_delivered_once
+from tests.jobs.messages.test_messages import message as scheduled_message
+from tests.jobs.retention.test_purge import add_events, with_policies
 
 pytestmark = pytest.mark.slow
 
