@@ -3,7 +3,7 @@
 arq leaves a running job in its queue's sorted set and blocks it with an in-progress key that
 lives for the job's timeout plus 10 s, so a job whose worker was killed waited up to an hour. Here
 every claim records its worker (workers/claiming.py) and every worker renews its lease each beat
-(workers/lease.py). On each beat one live worker at a time (a token in Redis) scans the workers
+(workers/lease.py). Every half beat one live worker at a time (a token in Redis) scans the workers
 index for lapsed leases that still hold jobs, and runs ``_RECOVER`` for each such worker: one Lua
 call, atomic, so any number of workers may race on the same job. For each job it
 
@@ -74,14 +74,19 @@ class Recovery:
         self.interval_s = interval_s
         self._recover = redis.register_script(_RECOVER)
 
+    @property
+    def period_s(self) -> float:
+        return self.interval_s / 2
+
     async def scan(self) -> list[dict]:
         """Recover the jobs of every lapsed lease; a no-op unless this worker holds the scan token.
 
-        The token expires after half a beat, so the fleet scans about once per beat whatever the
-        number of workers; each scan costs two round trips plus one per lapsed lease holding jobs.
+        Each worker tries every half beat and the token expires after half a beat, so the fleet
+        scans about twice per beat whatever the number of workers; a scan costs two round trips
+        plus two per lapsed lease holding jobs.
         """
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.RECOVERY_SCAN, self.worker_id, nx=True, px=max(int(self.interval_s * 500), 1))
+            pipe.set(keys.RECOVERY_SCAN, self.worker_id, nx=True, px=max(int(self.period_s * 1000), 1))
             pipe.zrange(keys.WORKERS_INDEX, 0, -1)
             token, members = await pipe.execute()
         ids = [m.decode() for m in members if m.decode() != self.worker_id]
