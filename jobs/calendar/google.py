@@ -1,14 +1,13 @@
 """Google Calendar v3 through google-api-python-client, tokens through google-auth.
 
 Both libraries are synchronous (httplib2, requests): every call runs in a thread, with an Http
-object of its own (httplib2 is not thread-safe). The service is built from the discovery document
-shipped inside googleapiclient, so building it costs no request.
+object of its own (httplib2 is not thread-safe). The service is built by ``jobs.google_api``
+from the discovery document shipped inside googleapiclient, so building it costs no request.
 """
 
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 import google.auth.exceptions
@@ -17,11 +16,10 @@ import httplib2
 import requests
 from google.auth.transport.requests import Request
 from google.oauth2.credentials import Credentials
-from googleapiclient.discovery import build_from_document
-from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
 
 from jobfleet.settings import Settings
+from jobs import google_api
 from jobs.calendar.provider import (
     Placed,
     ProviderError,
@@ -36,11 +34,6 @@ from jobs.calendar.transport import requests_session
 
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 GONE_STATUSES = (404, 410)  # 410: Google keeps deleted events around as "cancelled"
-
-
-@cache
-def _discovery_document() -> str:
-    return get_static_doc("calendar", "v3")
 
 
 class GoogleCalendar:
@@ -101,8 +94,7 @@ class GoogleCalendar:
         authed = google_auth_httplib2.AuthorizedHttp(
             Credentials(token=access_token), http=http, refresh_status_codes=()
         )
-        options = {"api_endpoint": s.google_api_endpoint} if s.google_api_endpoint else None
-        return build_from_document(_discovery_document(), http=authed, client_options=options).events()
+        return google_api.build("calendar", "v3", authed, s.google_api_endpoint).events()
 
     def _upsert(self, access_token: str, event_id: str | None, event: EventSpec) -> Placed:
         events = self._events(access_token)

@@ -6,26 +6,22 @@ discovery round trip), authorised by google-auth, which refreshes an expired acc
 """
 
 import asyncio
-import functools
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urljoin
 from uuid import UUID
 
 import google_auth_httplib2
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2.credentials import Credentials
-from googleapiclient import discovery
-from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
 from sqlalchemy import String, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import integration_settings, oauth_connections
 from jobfleet.settings import Settings
+from jobs import google_api
 from jobs.errors import JobError, Permanent, Transient
 
 # Drive answers 403 for per-user rate limits too; those are worth retrying, other 403s are not.
@@ -107,24 +103,14 @@ def _credentials(settings: Settings, connection: GoogleConnection) -> Credential
     )
 
 
-@functools.cache
-def _drive_v3() -> dict[str, Any]:
-    document = get_static_doc("drive", "v3")
-    if document is None:
-        raise Permanent("google-api-python-client ships no Drive v3 discovery document")
-    return json.loads(document)
-
-
 def _delete(settings: Settings, credentials: Credentials, folder_id: str) -> bool:
-    document = _drive_v3()
-    options = None
-    if settings.google_api_endpoint:
-        # The setting is a root shared by Google's APIs; Drive lives under its servicePath (drive/v3/).
-        options = {"api_endpoint": urljoin(settings.google_api_endpoint, document["servicePath"])}
     http = google_auth_httplib2.AuthorizedHttp(
         credentials, http=httplib2.Http(timeout=settings.drive_timeout_s)
     )
-    service = discovery.build_from_document(document, http=http, client_options=options)
+    try:
+        service = google_api.build("drive", "v3", http, settings.google_api_endpoint)
+    except google_api.MissingDiscoveryDocument as e:
+        raise Permanent(str(e)) from None
     try:
         service.files().delete(fileId=folder_id, supportsAllDrives=True).execute()
     except HttpError as e:

@@ -55,7 +55,7 @@ def cal(deps, google, microsoft, certificate) -> Deps:
         update={
             "google_client_id": "google-client",
             "google_client_secret": SecretStr("google-secret"),
-            "google_api_endpoint": google.api_endpoint,
+            "google_api_endpoint": google.api_root,
             "google_token_uri": google.token_uri,
             "microsoft_client_id": "microsoft-client",
             "microsoft_client_secret": SecretStr("microsoft-secret"),
