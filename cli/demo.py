@@ -9,7 +9,6 @@ import argparse
 import asyncio
 
 import asyncpg
-from redis.asyncio import Redis
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
@@ -18,8 +17,9 @@ from db.pickatale import DATABASES
 from db.pinteach import scheduled_messages
 from db.schema import create_pickatale, create_pinteach
 from demo import credits, gdpr, licenses, messages, payments, retention, sessions, waitlist
-from jobfleet.producer import Producer
+from jobfleet.connect import connect
 from jobfleet.settings import Settings
+from workers import connections
 from workers.fleet import Fleet
 from workers.logging import configure
 
@@ -64,7 +64,7 @@ async def reset_databases(settings: Settings) -> None:
     finally:
         await pg.dispose()
         await my.dispose()
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_target)
     await redis.flushdb()
     await redis.aclose()
 
@@ -82,7 +82,7 @@ async def load_data(settings: Settings) -> None:
             await retention.seed_demo(conn)
         # as the backend does: the message's own deferred job, its id stored on the message
         message_id, scheduled_for = demo_messages.deferred
-        async with Producer.from_url(settings.redis_url) as producer:
+        async with connections.producer(settings) as producer:
             job_id = await producer.enqueue(
                 "messages.deliver", {"message_id": message_id}, key=str(message_id), defer_until=scheduled_for
             )

@@ -3,15 +3,14 @@
 import argparse
 import sys
 
-from redis.asyncio import Redis
-
 from jobfleet import wire
+from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from workers.failures import FailureRecord
 
 
 async def main(args: argparse.Namespace, settings: Settings) -> int:
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_target)
     record = FailureRecord(redis)
     try:
         match args.failed_command:

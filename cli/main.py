@@ -75,6 +75,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return _run(main())
 
 
+def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
+    from workers import probe
+
+    if settings.health_file is None:
+        raise CommandError("JOBFLEET_HEALTH_FILE is not set: the worker writes no heartbeat file to probe")
+    healthy, why = probe.check(settings.health_file, args.mode, settings.health_interval_s)
+    print(why, file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else EXIT_FAILURE
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import structlog
 
@@ -108,7 +118,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
-    from jobfleet.producer import Producer
+    from workers import connections
 
     defer_until = None
     if args.defer_until:
@@ -120,7 +130,7 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError("--defer-until needs a time zone, e.g. 2026-11-22T10:00:00+00:00")
 
     async def main() -> int:
-        async with Producer.from_url(settings.redis_url) as producer:
+        async with connections.producer(settings) as producer:
             job_id = await producer.enqueue(
                 args.name,
                 _payload(args.payload),
@@ -249,6 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     p.add_argument(
         "--no-scheduler", action="store_true", help="do not enqueue periodic sweeps from this process"
+    )
+
+    p = command(
+        "probe",
+        cmd_probe,
+        "Container probe of this machine's worker process, from its heartbeat file (JOBFLEET_HEALTH_FILE)",
+    )
+    p.add_argument(
+        "mode",
+        choices=["live", "ready"],
+        help="live: the heartbeat loop runs; ready: its health record in Redis is current",
     )
 
     p = command(
