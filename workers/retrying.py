@@ -1,6 +1,8 @@
 """Which failures are worth another try, and how long to wait before it."""
 
+import errno
 import random
+import socket
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -23,9 +25,37 @@ TRANSIENT_SQLSTATES = frozenset(
     }
 )
 
+# OSErrors of a network path or a server that may come back; ConnectionError's subclasses
+# (refused, reset, aborted, broken pipe) are the rest. A missing file or a permission is not here.
+CONNECTION_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ENETRESET,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+        errno.ENOTCONN,
+    }
+)
+
+
+def is_connection_error(exc: OSError) -> bool:
+    if isinstance(exc, ConnectionError | socket.gaierror):  # refused, reset, ...; a name not resolved
+        return True
+    if exc.errno in CONNECTION_ERRNOS:
+        return True
+    # asyncio's create_connection, when every address of a host (127.0.0.1 and ::1) failed
+    # differently, raises a bare OSError naming them all, with no errno (Python 3.11)
+    return exc.errno is None and str(exc).startswith("Multiple exceptions: ")
+
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, Transient | TimeoutError | ConnectionError):
+    if isinstance(exc, Transient | TimeoutError):
         return True
     if isinstance(exc, Permanent):
         return False
@@ -39,7 +69,7 @@ def is_transient(exc: BaseException) -> bool:
             or sqlstate in TRANSIENT_SQLSTATES
             or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
         )
-    return isinstance(exc, OSError)
+    return isinstance(exc, OSError) and is_connection_error(exc)
 
 
 def backoff_s(spec: JobSpec, job_try: int, retry_after_s: float | None = None) -> float:
