@@ -22,8 +22,8 @@ from uuid import UUID
 from sqlalchemy import Text, and_, cast, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.arrays import is_none_of
 from db.pinteach import (
-    UUID_ARRAY,
     class_sessions,
     integration_settings,
     notifications,
@@ -117,7 +117,7 @@ async def due_ids(
     )
     skip = list(exclude)
     if skip:
-        query = query.where(scs.c.session_id != func.all(literal(skip, type_=UUID_ARRAY)))
+        query = query.where(is_none_of(scs.c.session_id, skip))
     return list((await conn.execute(query)).scalars())
 
 

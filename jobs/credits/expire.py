@@ -20,7 +20,8 @@ from sqlalchemy import String, cast, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.pinteach import UUID_ARRAY, enrollments, enum, notifications, student_lifecycle_events
+from db.arrays import is_any
+from db.pinteach import enrollments, enum, notifications, student_lifecycle_events
 from jobfleet.payloads import Sweep
 from jobs.credits.closing import (
     CREDITS_EXPIRED,
@@ -123,7 +124,7 @@ async def notice_batch(conn: AsyncConnection, *, window: timedelta, limit: int) 
                         "credits_remaining",
                         REMAINING,
                     ),
-                ).where(e.id == func.any(literal(candidate_ids, UUID_ARRAY)), *expiring),
+                ).where(is_any(e.id, candidate_ids), *expiring),
             )
             .returning(events.teacher_id, events.student_id, events.metadata)
         )
