@@ -28,3 +28,23 @@ async def test_lines_written_inside_a_job_carry_its_name_id_and_try(env, pg, red
     assert by_event["job_succeeded"].items() >= run.items()
     # and nothing outside the run is tagged with it
     assert "job_id" not in by_event["fleet_stopped"]
+
+
+def test_a_field_named_like_a_secret_is_masked_in_logs_as_on_the_dashboard():
+    from jobfleet.secret_names import MASK
+    from ops.masking import mask
+    from workers.logging import drop_secrets
+
+    event = {
+        "event": "calendar_token_saved",
+        "api_key": "sk_live_1",
+        "client_secret": "s3",
+        "stripe_signature": "t=1,v1=abc",
+        "request": {"headers": {"Authorization": "Bearer x"}, "ids": [{"refresh_token": "r"}]},
+        "job_id": "calendar.sync_session:1",
+    }
+    logged = drop_secrets(None, "info", dict(event))
+    assert logged == mask(event)  # one definition of a secret, for both
+    assert logged["api_key"] == logged["client_secret"] == logged["stripe_signature"] == MASK
+    assert logged["request"] == {"headers": {"Authorization": MASK}, "ids": [{"refresh_token": MASK}]}
+    assert logged["job_id"] == "calendar.sync_session:1" and logged["event"] == "calendar_token_saved"
