@@ -1,12 +1,10 @@
-"""Which failures are worth another try, and how long to wait before it."""
+"""Which failures are worth another try (how long to wait: ``jobs.backoff``)."""
 
 import errno
-import random
 import socket
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from jobfleet.catalog import JobSpec
 from jobs.errors import Permanent, Transient
 
 # PostgreSQL SQLSTATEs that a later try can get past. asyncpg's errors reach SQLAlchemy as a plain
@@ -70,11 +68,3 @@ def is_transient(exc: BaseException) -> bool:
             or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
         )
     return isinstance(exc, OSError) and is_connection_error(exc)
-
-
-def backoff_s(spec: JobSpec, job_try: int, retry_after_s: float | None = None) -> float:
-    """Exponential from the catalog's first delay, capped, with full jitter; a provider's
-    Retry-After is honoured as a floor."""
-    ceiling = min(spec.max_backoff_s, spec.backoff_s * 2 ** max(job_try - 1, 0))
-    delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after_s or 0)

@@ -18,11 +18,12 @@ from jobfleet import wire
 from jobfleet.catalog import JobSpec
 from jobfleet.payloads import Payload
 from jobfleet.producer import InvalidPayload
+from jobs.backoff import backoff_s
 from jobs.deps import Deps
 from jobs.errors import Permanent
 from workers.failures import FailureRecord
 from workers.last_runs import LastRuns
-from workers.retrying import backoff_s, is_transient
+from workers.retrying import is_transient
 from workers.stats import RunningJob, Stats
 
 Handler = Callable[[Deps, Payload], Awaitable[dict[str, Any]]]
@@ -118,7 +119,12 @@ class JobRunner:
         except Exception as exc:
             duration_ms = _ms(start)
             if is_transient(exc) and job_try < spec.max_tries:
-                delay = backoff_s(spec, job_try, getattr(exc, "retry_after_s", None))
+                delay = backoff_s(
+                    job_try,
+                    first_s=spec.backoff_s,
+                    cap_s=spec.max_backoff_s,
+                    retry_after_s=getattr(exc, "retry_after_s", None),
+                )
                 self.stats.ended(job_id, spec.name, "retried", duration_ms / 1000)
                 log.warning(
                     "job_retrying",
