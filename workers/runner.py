@@ -21,6 +21,7 @@ from jobfleet.producer import InvalidPayload
 from jobs.backoff import backoff_s
 from jobs.deps import Deps
 from jobs.errors import Permanent
+from workers import tracing
 from workers.failures import FailureRecord
 from workers.last_runs import LastRuns
 from workers.retrying import is_transient
@@ -95,7 +96,10 @@ class JobRunner:
         with structlog.contextvars.bound_contextvars(
             job=self.spec.name, job_id=ctx["job_id"], job_try=ctx["job_try"]
         ):
-            return await self._run(ctx, args, payload)
+            if not tracing.enabled():
+                return await self._run(ctx, args, payload)
+            with tracing.job_run(self.spec.name, ctx["job_id"], ctx["job_try"], self.spec.queue):
+                return await self._run(ctx, args, payload)
 
     async def _run(
         self, ctx: dict[str, Any], args: tuple[Any, ...], payload: dict[str, Any]
