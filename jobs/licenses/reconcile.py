@@ -32,7 +32,7 @@ from jobs.deps import Deps
 from jobs.errors import JobError, Transient
 from jobs.stripe_api.batches import ask_each, batch, not_configured
 from jobs.stripe_api.client import Missing, Refused, StripeApi, Subscription, connect
-from jobs.sweep import sweep
+from jobs.sweep import lock_due, sweep
 
 log = structlog.get_logger()
 
@@ -102,19 +102,7 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
 
 
 async def expire_due(conn: AsyncConnection, *, limit: int) -> tuple[int, dict[str, int]]:
-    ids = (
-        (
-            await conn.execute(
-                select(L.id)
-                .where(DUE_TO_EXPIRE)
-                .order_by(L.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    ids = await lock_due(conn, L.id, DUE_TO_EXPIRE, order_by=[L.id], limit=limit)
     if not ids:
         return 0, {}
     await conn.execute(
