@@ -90,10 +90,12 @@ async def check(settings: Settings) -> int:
     for line in off + problems + unreachable:
         print(line)
     if problems or unreachable:
-        summary = [f"{len(problems)} problem(s): the fleet needs these tables, columns and enum values"]
+        summary = []
         if unreachable:
-            summary = [f"{len(unreachable)} database(s) not checked: cannot connect"] + summary * bool(
-                problems
+            summary.append(f"{len(unreachable)} database(s) not checked: cannot connect")
+        if problems:
+            summary.append(
+                f"{len(problems)} problem(s): the fleet needs these tables, columns and enum values"
             )
         print("; ".join(summary), file=sys.stderr)
         return 1
