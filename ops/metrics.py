@@ -6,7 +6,7 @@ is async; the collector then only turns the snapshot into metric families.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -60,11 +60,19 @@ DOMAIN_METRICS = {
         "jobfleet_domain_oldest_telemetry_event_age_seconds",
         "Age of the oldest telemetry event (policy: jobfleet_domain_telemetry_policy_seconds)",
     ),
+    "outbox_rows": ("jobfleet_domain_outbox_rows", "Rows waiting in PinTeach's job_outbox for the relay"),
+    "oldest_outbox_row_age_s": (
+        "jobfleet_domain_oldest_outbox_row_age_seconds",
+        "Age of the oldest row waiting in job_outbox (0 when it is empty)",
+    ),
     "telemetry_policy_s": (
         "jobfleet_domain_telemetry_policy_seconds",
         "How long telemetry events may be kept",
     ),
 }
+
+
+OUTBOX_OUTCOMES = ("enqueued", "duplicate", "relayed_before", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,7 @@ class Snapshot:
     failed_recorded: int
     health: DomainHealth | None
     recoveries: queries.Recoveries
+    outbox: dict[str, int] = field(default_factory=dict)  # the relays' counters, summed in Redis
 
 
 async def snapshot(redis: Redis, schedules: list[Schedule], health: DomainHealthCache | None) -> Snapshot:
@@ -88,6 +97,7 @@ async def snapshot(redis: Redis, schedules: list[Schedule], health: DomainHealth
         failed_recorded=await redis.zcard(keys.FAILED_INDEX),
         health=await health.get() if health else None,
         recoveries=await queries.recoveries(redis, states, limit=1),
+        outbox={k.decode(): int(v) for k, v in (await redis.hgetall(keys.OUTBOX_STATS)).items()},
     )
 
 
@@ -175,6 +185,15 @@ class SnapshotCollector(Collector):
             "Jobs held by a worker whose lease lapsed, not yet recovered",
             value=len(self.snap.recoveries.orphaned),
         )
+        outbox = CounterMetricFamily(
+            "jobfleet_outbox_rows",
+            "job_outbox rows the relays handled: enqueued, duplicate (their key's job was there), "
+            "relayed_before (a batch sent again after a crash), failed (to the failure record)",
+            labels=["outcome"],
+        )
+        for outcome in OUTBOX_OUTCOMES:
+            outbox.add_metric([outcome], self.snap.outbox.get(outcome, 0))
+        yield outbox
 
     def _schedules(self) -> Iterator:
         success = GaugeMetricFamily(
