@@ -90,6 +90,8 @@ def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import structlog
+
     from jobs.deps import Deps
     from workers import connections
     from workers.logging import configure
@@ -106,9 +108,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         producer = connections.producer(settings)
         deps = Deps.from_settings(settings).with_marks(RedisMarks(producer.redis))
         try:
-            done = await run_job(spec, load_handler(spec), deps, payload)
-            # after the job's commits, as in a worker
-            await enqueue_follow_ups(producer, done.follow_ups, job=spec.name)
+            with structlog.contextvars.bound_contextvars(job=spec.name):
+                done = await run_job(spec, load_handler(spec), deps, payload)
+                # after the job's commits, as in a worker
+                await enqueue_follow_ups(producer, done.follow_ups)
         except Exception as e:  # the one place a failure of any kind becomes exit status 1
             print(
                 wire.encode({"job": spec.name, "ok": False, "error": f"{type(e).__name__}: {e}"}).decode(),

@@ -17,13 +17,14 @@ from redis.exceptions import RedisError
 from jobfleet.catalog import JobSpec
 from jobfleet.payloads import Payload
 from jobfleet.producer import InvalidPayload, Job, Producer, ProducerUnavailable
+from jobs.backoff import backoff_s
 from jobs.deps import Deps
 from jobs.errors import Permanent
 from jobs.followups import FollowUp, Outcome, outcome
 from workers import tracing
 from workers.failures import FailureRecord, bounded
 from workers.last_runs import LastRuns
-from workers.retrying import backoff_s, is_transient
+from workers.retrying import is_transient
 from workers.stats import RunningJob, Stats
 
 Handler = Callable[[Deps, Payload], Awaitable[dict[str, Any]]]
@@ -49,19 +50,18 @@ async def run_job(spec: JobSpec, handler: Handler, deps: Deps, payload: dict[str
         return outcome(await handler(deps, model))
 
 
-async def enqueue_follow_ups(producer: Producer, follow_ups: tuple[FollowUp, ...], **context: Any) -> None:
+async def enqueue_follow_ups(producer: Producer, follow_ups: tuple[FollowUp, ...]) -> None:
     """Enqueue what a job that succeeded asked for. Called only after it returned, i.e. after its
-    transactions committed; a lost follow-up is left to the periodic sweep of the same job."""
+    transactions committed; a lost follow-up is left to the periodic sweep of the same job. The
+    job's name and id are in the log context already."""
     if not follow_ups:
         return
     try:
         await producer.enqueue_many(Job(f.job, f.payload, key=f.key) for f in follow_ups)
     except (ProducerUnavailable, InvalidPayload, LookupError) as e:
-        log.warning("follow_ups_not_enqueued", follow_ups=len(follow_ups), error=str(e), **context)
+        log.warning("follow_ups_not_enqueued", follow_ups=len(follow_ups), error=str(e))
         return
-    log.info(
-        "follow_ups_enqueued", jobs=sorted({f.job for f in follow_ups}), count=len(follow_ups), **context
-    )
+    log.info("follow_ups_enqueued", jobs=sorted({f.job for f in follow_ups}), count=len(follow_ups))
 
 
 class JobRunner:
@@ -102,18 +102,24 @@ class JobRunner:
             )
         except (RedisError, OSError) as e:
             # the run's outcome stands; only the dashboard's note of it is lost
-            log.warning("last_run_not_recorded", job=self.spec.name, job_id=ctx["job_id"], error=str(e))
+            log.warning("last_run_not_recorded", error=str(e))
 
     async def run(self, ctx: dict[str, Any], *args: Any, **payload: Any) -> dict[str, Any]:
-        if not tracing.enabled():
-            return await self._run(ctx, *args, **payload)
-        with tracing.job_run(self.spec.name, ctx["job_id"], ctx["job_try"], self.spec.queue):
-            return await self._run(ctx, *args, **payload)
+        # Every line logged during the run, by the business logic too, says which run wrote it. arq
+        # runs each job in a task of its own, so the binding ends with the run.
+        with structlog.contextvars.bound_contextvars(
+            job=self.spec.name, job_id=ctx["job_id"], job_try=ctx["job_try"]
+        ):
+            if not tracing.enabled():
+                return await self._run(ctx, args, payload)
+            with tracing.job_run(self.spec.name, ctx["job_id"], ctx["job_try"], self.spec.queue):
+                return await self._run(ctx, args, payload)
 
-    async def _run(self, ctx: dict[str, Any], *args: Any, **payload: Any) -> dict[str, Any]:
+    async def _run(
+        self, ctx: dict[str, Any], args: tuple[Any, ...], payload: dict[str, Any]
+    ) -> dict[str, Any]:
         spec = self.spec
         job_id, job_try = ctx["job_id"], ctx["job_try"]
-        bound = log.bind(job=spec.name, job_id=job_id, job_try=job_try)
         self.stats.started(RunningJob(job_id, spec.name, job_try, spec.queue, time.time()))
         start = time.perf_counter()
         try:
@@ -126,14 +132,19 @@ class JobRunner:
         except asyncio.CancelledError:
             # Shutdown or abort: arq puts the job back (or records the abort); the transaction rolled back.
             self.stats.ended(job_id, spec.name, "retried", time.perf_counter() - start)
-            bound.warning("job_interrupted", duration_ms=_ms(start))
+            log.warning("job_interrupted", duration_ms=_ms(start))
             raise
         except Exception as exc:
             duration_ms = _ms(start)
             if is_transient(exc) and job_try < spec.max_tries:
-                delay = backoff_s(spec, job_try, getattr(exc, "retry_after_s", None))
+                delay = backoff_s(
+                    job_try,
+                    first_s=spec.backoff_s,
+                    cap_s=spec.max_backoff_s,
+                    retry_after_s=getattr(exc, "retry_after_s", None),
+                )
                 self.stats.ended(job_id, spec.name, "retried", duration_ms / 1000)
-                bound.warning(
+                log.warning(
                     "job_retrying",
                     error=_describe(exc),
                     retry_in_s=round(delay, 2),
@@ -157,15 +168,13 @@ class JobRunner:
                     traceback="".join(traceback.format_exception(exc)),
                 )
             )
-            bound.error("job_failed", error=error, duration_ms=duration_ms)
+            log.error("job_failed", error=error, duration_ms=duration_ms)
             await self._record_last_run(ctx, start, "failed", error=error)
             raise JobFailed(error) from None
         result = dict(done)  # the summary alone goes into the result and the logs
         self.stats.ended(job_id, spec.name, "succeeded", time.perf_counter() - start, result)
-        bound.info("job_succeeded", duration_ms=_ms(start), result=result)
-        await asyncio.shield(
-            enqueue_follow_ups(Producer(ctx["redis"]), done.follow_ups, job=spec.name, job_id=job_id)
-        )
+        log.info("job_succeeded", duration_ms=_ms(start), result=result)
+        await asyncio.shield(enqueue_follow_ups(Producer(ctx["redis"]), done.follow_ups))
         await self._record_last_run(ctx, start, "succeeded", counts=result)
         return result
 

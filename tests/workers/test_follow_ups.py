@@ -82,8 +82,8 @@ async def test_a_failed_job_enqueues_no_follow_up(settings, redis: Redis):
 async def test_follow_ups_are_validated_and_a_refused_one_is_logged_not_raised(redis: Redis):
     producer = Producer(redis)
     good = FollowUp("reviews.request_due", {"teacher_ids": ["00000000-0000-0000-0000-000000000001"]})
-    await enqueue_follow_ups(producer, Outcome({}, [good]).follow_ups, job="test")
+    await enqueue_follow_ups(producer, Outcome({}, [good]).follow_ups)
     assert await redis.zcard(keys.QUEUE_SWEEPS) == 1
     bad = FollowUp("reviews.request_due", {"teacher_ids": "not a list"})
-    await enqueue_follow_ups(producer, (bad,), job="test")  # logged as follow_ups_not_enqueued
+    await enqueue_follow_ups(producer, (bad,))  # logged as follow_ups_not_enqueued
     assert await redis.zcard(keys.QUEUE_SWEEPS) == 1
