@@ -25,7 +25,7 @@ from workers.claiming import Claimer
 from workers.failures import FailureRecord
 from workers.history import HistoryWriter
 from workers.last_runs import LastRuns
-from workers.runner import JobRunner, load_handler
+from workers.runner import JobRunner, check_handler
 from workers.stats import Stats
 
 log = structlog.get_logger("jobfleet.worker")
@@ -225,16 +225,19 @@ def build_worker(
     last_runs: LastRuns | None = None,
 ) -> FleetWorker:
     """A worker for one queue running the catalog's jobs of that queue (or the ``specs`` given)."""
+    specs = specs if specs is not None else [s for s in JOBS if s.queue == queue]
+    for spec in specs:
+        check_handler(spec)
     functions = [
         func(
-            JobRunner(spec, load_handler(spec), deps, failures, stats, last_runs).run,
+            JobRunner(spec, None, deps, failures, stats, last_runs).run,
             name=spec.name,
             # arq's own timeout is a backstop: the runner enforces the catalog's and records it
             timeout=spec.timeout_s + 10,
             keep_result=spec.keep_result_s,
             max_tries=spec.max_tries,
         )
-        for spec in (specs if specs is not None else [s for s in JOBS if s.queue == queue])
+        for spec in specs
     ]
     return FleetWorker(
         functions,

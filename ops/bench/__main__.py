@@ -1,19 +1,27 @@
-"""``python -m ops.bench [--quick | --tiny] [--only worker,sweep,purge] [--runs N] [--out FILE]``"""
+"""``python -m ops.bench [--quick | --tiny] [--only worker,sweep,purge] [--runs N] [--out FILE]``
+
+Without options: every benchmark at full size, written to ops/bench/RESULTS.md, and the table of
+ratios the README quotes printed at the end. --quick and --tiny are smoke runs: they write to a
+temporary file unless --out is given, and their figures are marked as not to be quoted.
+"""
 
 import argparse
 import asyncio
 import sys
+import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ops.bench import machine
 from ops.bench.redis_server import private_redis, server_version
-from ops.bench.report import Section, markdown
-from ops.bench.throughput import Sizes
+from ops.bench.report import Section, markdown, ratio_table
+from ops.bench.throughput import Sizes, progress
+from workers.logging import configure
 
 BENCHMARKS = ("worker", "sweep", "purge")
 WORKER_SIZES = {
-    "full": Sizes(jobs=10_000, latency_s=10, enqueue=10_000, memory_jobs=1_000_000, runs=3),
+    "full": Sizes(jobs=20_000, latency_s=10, enqueue=10_000, memory_jobs=300_000, runs=3),
     "quick": Sizes(jobs=3_000, latency_s=3, enqueue=3_000, memory_jobs=50_000, runs=3),
     "tiny": Sizes(jobs=200, latency_s=0.5, enqueue=200, memory_jobs=2_000, runs=1),
 }
@@ -21,18 +29,24 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ops.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m ops.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
-        "--quick", dest="size", action="store_const", const="quick", help="small sizes (~3 min)"
+        "--quick", dest="size", action="store_const", const="quick", help="smoke run at small sizes (~10 min)"
     )
-    size.add_argument("--tiny", dest="size", action="store_const", const="tiny", help="smoke sizes (seconds)")
+    size.add_argument("--tiny", dest="size", action="store_const", const="tiny", help="smoke run (seconds)")
     parser.set_defaults(size="full")
     parser.add_argument(
         "--only", default=",".join(BENCHMARKS), help=f"comma-separated: {', '.join(BENCHMARKS)}"
     )
-    parser.add_argument("--runs", type=int, help="runs per contender (median reported)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file to write")
+    parser.add_argument("--runs", type=int, help="runs per contender (median and min-max reported)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="Markdown file to write (default: ops/bench/RESULTS.md for a complete full run)",
+    )
     parser.add_argument(
         "--pg", default="postgresql://postgres@127.0.0.1:5432/postgres", help="PostgreSQL admin DSN"
     )
@@ -44,6 +58,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(
             f"unknown benchmark(s) {', '.join(sorted(unknown))}; choose from {', '.join(BENCHMARKS)}"
         )
+    if args.runs is not None and args.runs < 1:
+        parser.error("--runs must be at least 1")
+    if args.out is None:
+        # only a complete full run may replace the published figures
+        complete = args.size == "full" and set(args.only) == set(BENCHMARKS)
+        args.out = DEFAULT_OUT if complete else Path(tempfile.gettempdir()) / f"jobfleet-bench-{args.size}.md"
     return args
 
 
@@ -51,39 +71,68 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     sections: list[Section] = []
     servers: dict[str, str] = {}
     if "worker" in args.only:
-        from ops.bench.throughput import bench_workers
+        from ops.bench.latency import bench_enqueue, bench_latency
+        from ops.bench.memory import bench_memory
+        from ops.bench.throughput import bench_throughput
 
         sizes = WORKER_SIZES[args.size]
         if args.runs:
             sizes = Sizes(**{**sizes.__dict__, "runs": args.runs})
         with private_redis() as url:
             servers["Redis"] = f"{server_version(url)} (private redis-server, no persistence)"
-            sections += await bench_workers(url, sizes)
+            sections += await bench_throughput(url, sizes)
+            sections.append(await bench_latency(url, sizes))
+            sections.append(await bench_enqueue(url, sizes))
+            sections.append(await bench_memory(url, sizes))
+        progress("worker benchmarks done")
     if "sweep" in args.only:
         from ops.bench.sweep import bench_sweep
 
+        progress("sweep benchmark starting")
         section, servers["PostgreSQL"] = await bench_sweep(args.pg, args.size, args.runs)
         sections.append(section)
+        progress("sweep benchmark done")
     if "purge" in args.only:
         from ops.bench.purge import bench_purge
 
+        progress("purge benchmark starting")
         section, servers["MariaDB/MySQL"] = await bench_purge(args.mysql, args.size, args.runs)
         sections.append(section)
+        progress("purge benchmark done")
     return sections, servers
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # the jobs run in this process (sweep, purge) log through structlog: warnings only, on stderr,
+    # so that stdout carries the table alone
+    configure("WARNING", "console", stderr=True)
     started = time.monotonic()
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     sections, servers = asyncio.run(run(args))
     command = "python -m ops.bench" + {"full": "", "quick": " --quick", "tiny": " --tiny"}[args.size]
     if args.only != list(BENCHMARKS):
         command += f" --only {','.join(args.only)}"
+    if args.runs:
+        command += f" --runs {args.runs}"
+    facts = machine.describe(servers)
+    smoke = args.size != "full"
     text = markdown(
-        sections, machine.describe(servers), command=command, elapsed_s=time.monotonic() - started
+        sections, facts, command=command, elapsed_s=time.monotonic() - started, date=date, smoke=smoke
     )
     args.out.write_text(text)
-    sys.stdout.write(text)
+    # what the README's Benchmarks section takes, ready to paste
+    summary = [
+        f"Figures of `{command}` on {date} ({facts['nproc']} cores, {facts['CPU']}, {facts['memory']}, "
+        f"Python {facts['Python']}); medians of the runs, min-max of the run-by-run ratios; "
+        "details in `ops/bench/RESULTS.md`:",
+        "",
+        *ratio_table(sections),
+    ]
+    if smoke:
+        summary.insert(0, "**Smoke run: not to be quoted.**\n")
+    sys.stdout.write("\n".join(summary) + "\n")
+    progress(f"wrote {args.out} in {(time.monotonic() - started) / 60:.1f} minutes")
     return 0
 
 
