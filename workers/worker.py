@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import structlog
-from arq.connections import RedisSettings
+from arq.connections import RedisSettings, create_pool
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.utils import timestamp_ms, to_ms
 from arq.worker import Worker, func
@@ -23,6 +23,7 @@ from jobfleet.catalog import JOBS, JobSpec
 from jobs.deps import Deps
 from workers.claiming import Claimer
 from workers.failures import FailureRecord
+from workers.grouping import GroupingArqRedis
 from workers.history import HistoryWriter
 from workers.last_runs import LastRuns
 from workers.runner import JobRunner, check_handler
@@ -73,6 +74,19 @@ class FleetWorker(Worker):
         self.claimer: Claimer | None = None
         self.idle_polls = 0
         self.aborts_checked_at = 0.0
+
+    async def main(self) -> None:
+        # arq's own client, with its transactions grouped (workers/grouping.py)
+        if self._pool is None:
+            pool = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+            self._pool = GroupingArqRedis.adopt(pool)
+        await super().main()
 
     def _history(self) -> HistoryWriter | None:
         # arq creates its pool in main(); the writer registers its script on that pool

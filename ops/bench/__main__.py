@@ -26,6 +26,8 @@ WORKER_SIZES = {
     "tiny": Sizes(jobs=200, latency_s=0.5, enqueue=200, memory_jobs=2_000, runs=1),
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
+TABLE_START, TABLE_END = "<!-- bench:table -->", "<!-- /bench:table -->"
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -102,6 +104,16 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     return sections, servers
 
 
+def update_readme(readme: Path, table: str) -> None:
+    """Put the table between the README's markers, so that it always shows one whole full run."""
+    text = readme.read_text()
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < start:
+        progress(f"{readme} has no {TABLE_START} ... {TABLE_END} block: paste the table by hand")
+        return
+    readme.write_text(text[: start + len(TABLE_START)] + "\n" + table + "\n" + text[end:])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # the jobs run in this process (sweep, purge) log through structlog: warnings only, on stderr,
@@ -131,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if smoke:
         summary.insert(0, "**Smoke run: not to be quoted.**\n")
+    elif args.out == DEFAULT_OUT:
+        update_readme(README, "\n".join(summary))
     sys.stdout.write("\n".join(summary) + "\n")
     progress(f"wrote {args.out} in {(time.monotonic() - started) / 60:.1f} minutes")
     return 0
