@@ -91,17 +91,6 @@ class GroupingArqRedis(ArqRedis):
         super().__init__(*args, **kwargs)
         self.group = CommitGroup(self)
 
-    @classmethod
-    def adopt(cls, pool: ArqRedis) -> "GroupingArqRedis":
-        """The same connections and settings as arq's own client."""
-        return cls(
-            pool.connection_pool,
-            job_serializer=pool.job_serializer,
-            job_deserializer=pool.job_deserializer,
-            default_queue_name=pool.default_queue_name,
-            expires_extra_ms=pool.expires_extra_ms,
-        )
-
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
         callbacks = self.response_callbacks
         return GroupedPipeline(self.group, self.connection_pool, callbacks, transaction, shard_hint)

@@ -4,8 +4,6 @@ as one MULTI/EXEC, each caller gets its own replies, and an error stays in its o
 import asyncio
 
 import pytest
-from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -14,9 +12,9 @@ from workers.grouping import GroupingArqRedis
 
 @pytest.fixture
 async def grouped(settings):
-    client = GroupingArqRedis.adopt(ArqRedis(ConnectionPool.from_url(settings.redis_url)))
+    client = GroupingArqRedis.from_url(settings.redis_url)
     yield client
-    await client.aclose(close_connection_pool=True)
+    await client.aclose()
 
 
 async def multi_calls(redis) -> int:
@@ -71,9 +69,9 @@ async def test_watching_pipelines_and_plain_commands_are_not_grouped(redis, grou
 
 
 async def test_a_lost_connection_fails_every_block_of_the_batch(settings):
-    client = GroupingArqRedis.adopt(ArqRedis(ConnectionPool.from_url("redis://127.0.0.1:1/0")))
+    client = GroupingArqRedis.from_url("redis://127.0.0.1:1/0")
     try:
         results = await asyncio.gather(block(client, 1), block(client, 2), return_exceptions=True)
     finally:
-        await client.aclose(close_connection_pool=True)
+        await client.aclose()
     assert all(isinstance(r, RedisConnectionError) for r in results), results
