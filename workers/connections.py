@@ -19,11 +19,10 @@ def producer(settings: Settings) -> Producer:
     )
 
 
-def arq_pool(target: RedisTarget, queue_name: str, redis_class: type[ArqRedis] = ArqRedis) -> ArqRedis:
+def arq_pool(target: RedisTarget, queue_name: str) -> ArqRedis:
     """What arq's ``create_pool`` builds, from our target: arq's own Sentinel pool sets no socket
-    timeouts, so one Sentinel that never answers would hang the worker. A worker passes
-    workers.grouping's client, which groups its transactions."""
-    pool = connect(target, redis_class=redis_class)
+    timeouts, so one Sentinel that never answers would hang the worker."""
+    pool = connect(target, redis_class=ArqRedis)
     pool.job_serializer = wire.encode
     pool.job_deserializer = wire.decode_job
     pool.default_queue_name = queue_name

@@ -25,7 +25,6 @@ from jobs.deps import Deps
 from workers.claiming import Claimer
 from workers.connections import arq_pool
 from workers.failures import FailureRecord
-from workers.grouping import GroupingArqRedis
 from workers.history import HistoryWriter
 from workers.last_runs import LastRuns
 from workers.runner import JobRunner, check_handler
@@ -264,7 +263,7 @@ def build_worker(
     return FleetWorker(
         functions,
         queue_name=queue,
-        redis_pool=arq_pool(redis_target, queue, GroupingArqRedis),
+        redis_pool=arq_pool(redis_target, queue),
         failures=failures,
         stats=stats,
         history_max_jobs=history_max_jobs,
