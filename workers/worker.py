@@ -80,6 +80,8 @@ class FleetWorker(Worker):
         self.claimer: Claimer | None = None
         self.idle_polls = 0
         self.aborts_checked_at = 0.0
+        # _claim_and_start reads the queue; arq's own read (a round trip before each claim) is off
+        self.read_limit, self.queue_read_limit = self.queue_read_limit, 0
 
     async def main(self) -> None:
         # arq's create_pool tries a new connection a few times before giving up; the pool here is
@@ -198,11 +200,19 @@ class FleetWorker(Worker):
             await tr.execute()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        # One round trip claims the batch (arq's own start_jobs takes several per job).
+        # arq's own read of the queue is off (queue_read_limit 0): _poll_iteration claims instead
+        return None
+
+    async def _claim_and_start(self) -> None:
+        # One round trip reads the due jobs and claims a batch (arq takes one to read, then several
+        # per job to claim).
         if self.claimer is None:
             self.claimer = Claimer(self.pool, self.queue_name, int(self.in_progress_timeout_s * 1000))
-        claimed = await self.claimer.claim(job_ids, self.max_jobs - self.job_counter, timestamp_ms())
-        self.idle_polls = 0 if job_ids else self.idle_polls + 1
+        async with self.sem:  # a free slot first, as arq waits for one before reading
+            seen, claimed = await self.claimer.claim_due(
+                self.max_jobs - self.job_counter, self.read_limit, timestamp_ms()
+            )
+        self.idle_polls = 0 if seen else self.idle_polls + 1
         for job_id, score in claimed:
             await self.sem.acquire()
             self.job_counter += 1
@@ -218,6 +228,7 @@ class FleetWorker(Worker):
             await super()._cancel_aborted_jobs()
 
     async def _poll_iteration(self) -> None:
+        await self._claim_and_start()
         await super()._poll_iteration()
         # Poll every poll_delay while there is work; after a while with an empty queue, back off
         # so that idle workers do not keep Redis busy.
