@@ -335,17 +335,11 @@ async def bench_purge(mysql_dsn: str, size: str, runs: int | None) -> tuple[Sect
         )
     for key in ("shipped", "no_pause"):
         longest = section.figure(f"{names[key]}: longest statement", "")
-        section.check(
-            f"{names[key]}: longest statement", longest.median, "ms", under=500, spread=longest.spread
-        )
+        section.check_figure(f"{names[key]}: longest statement", longest, "ms", under=500)
     for key in outcomes:
         wait = section.figure(f"{names[key]}: inserter's longest wait", "")
-        section.check(
-            f"inserter's longest wait during {names[key].split(' --')[0]}",
-            wait.median,
-            "ms",
-            under=100,
-            spread=wait.spread,
+        section.check_figure(
+            f"inserter's longest wait during {names[key].split(' --')[0]}", wait, "ms", under=100
         )
     section.notes += [
         "Each contender starts from the same rows (the expired half is put back from a copy in between). "

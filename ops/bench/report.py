@@ -66,6 +66,10 @@ class Section:
         self.ratios.append(ratio)
         return ratio
 
+    def check_figure(self, what: str, figure: Figure, unit: str, *, under: float) -> None:
+        """A target on a figure's median, with the figure's min-max beside it."""
+        self.check(what, figure.median, unit, under=under, spread=figure.spread)
+
     def check(self, what: str, value: float, unit: str, *, under: float, spread=None) -> None:
         """A target on an absolute figure (a latency, a statement's length), not a ratio."""
         self.ratios.append(
