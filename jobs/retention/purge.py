@@ -4,9 +4,9 @@
   database's UTC clock when the policy starts; a delete policy deletes them, an update policy sets
   its ``set_to`` columns.
 - Never one giant statement: the purge walks the primary key from the lowest due id to the highest
-  in windows of ids, each window one short READ COMMITTED transaction (record locks on the rows it
-  changes, no gap locks, so inserts at the end of the table never wait on it), with a pause
-  between chunks.
+  in windows of consecutive ids, each window one statement in a short READ COMMITTED transaction
+  (record locks on the rows it changes, no gap locks, so inserts at the end of the table never
+  wait on it), with a pause between chunks.
 - Each window is sized by time (jobs/retention/chunk_sizer.py): the next chunk takes as many ids as
   the last ones suggest fit in the policy's ``chunk_target_ms``, at most its ``chunk_size``, so a
   chunk's locks last about as long on a cold disk as on a warm cache.
@@ -101,8 +101,6 @@ async def apply_policy(
             size, started = sizer.size, timer()
             upto, n = await apply_chunk(engine, policy, table, cutoff, after=last, highest=highest, size=size)
             took_s = timer() - started
-            if upto is None:
-                break
             chunks, changed, last = chunks + 1, changed + n, upto
             longest_s = max(longest_s, took_s)
             sizer.observe(size, took_s)
@@ -137,22 +135,16 @@ async def apply_chunk(
     after: int,
     highest: int,
     size: int,
-) -> tuple[int | None, int]:
-    """Apply the policy to the due rows among the next ``size`` ids; return the last id and count."""
+) -> tuple[int, int]:
+    """Apply the policy to the due rows with ids in (after, after + size]; return the window's last
+    id and the count. The window is an id range, not "the next size rows": finding its end would
+    read every row of it once more before the statement reads them again. Where ids have gaps a
+    window holds fewer rows, and one over a gap is an empty (and quick) statement."""
     (pk,) = table.primary_key.columns
+    upto = min(after + size, highest)
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="READ COMMITTED")
         async with conn.begin():
-            window = (
-                select(pk.label("id"))
-                .where(pk > after, pk <= highest)
-                .order_by(pk)
-                .limit(size)
-                .subquery("window")
-            )
-            upto = (await conn.execute(select(func.max(window.c.id)))).scalar()
-            if upto is None:
-                return None, 0
             statement = delete(table) if policy.action == "delete" else update(table).values(policy.set_to)
             result = await conn.execute(statement.where(pk > after, pk <= upto, due(policy, cutoff)))
             return upto, result.rowcount
