@@ -10,6 +10,8 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +28,9 @@ WORKER_SIZES = {
     "tiny": Sizes(jobs=200, latency_s=0.5, enqueue=200, memory_jobs=2_000, runs=1),
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
+# Far above what each takes at full size here (about 15, 15 and 80 minutes): a section that
+# stalls fails the run with its name rather than hang it.
+SECTION_LIMIT_S = {"worker": 3600, "sweep": 3600, "purge": 4 * 3600}
 README = Path(__file__).resolve().parents[2] / "README.md"
 TABLE_START, TABLE_END = "<!-- bench:table -->", "<!-- /bench:table -->"
 
@@ -69,6 +74,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+@asynccontextmanager
+async def section_limit(name: str) -> AsyncIterator[None]:
+    limit = asyncio.timeout(SECTION_LIMIT_S[name])
+    try:
+        async with limit:
+            yield
+    except TimeoutError:
+        if not limit.expired():
+            raise  # a benchmark's own bounded wait, with its own message
+        raise SystemExit(
+            f"the {name} benchmark did not finish within {SECTION_LIMIT_S[name] / 60:.0f} minutes; "
+            "its last progress line above shows where it stopped"
+        ) from None
+
+
 async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     sections: list[Section] = []
     servers: dict[str, str] = {}
@@ -82,23 +102,26 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
             sizes = Sizes(**{**sizes.__dict__, "runs": args.runs})
         with private_redis() as url:
             servers["Redis"] = f"{server_version(url)} (private redis-server, no persistence)"
-            sections += await bench_throughput(url, sizes)
-            sections.append(await bench_latency(url, sizes))
-            sections.append(await bench_enqueue(url, sizes))
-            sections.append(await bench_memory(url, sizes))
+            async with section_limit("worker"):
+                sections += await bench_throughput(url, sizes)
+                sections.append(await bench_latency(url, sizes))
+                sections.append(await bench_enqueue(url, sizes))
+                sections.append(await bench_memory(url, sizes))
         progress("worker benchmarks done")
     if "sweep" in args.only:
         from ops.bench.sweep import bench_sweep
 
         progress("sweep benchmark starting")
-        section, servers["PostgreSQL"] = await bench_sweep(args.pg, args.size, args.runs)
+        async with section_limit("sweep"):
+            section, servers["PostgreSQL"] = await bench_sweep(args.pg, args.size, args.runs)
         sections.append(section)
         progress("sweep benchmark done")
     if "purge" in args.only:
         from ops.bench.purge import bench_purge
 
         progress("purge benchmark starting")
-        section, servers["MariaDB/MySQL"] = await bench_purge(args.mysql, args.size, args.runs)
+        async with section_limit("purge"):
+            section, servers["MariaDB/MySQL"] = await bench_purge(args.mysql, args.size, args.runs)
         sections.append(section)
         progress("purge benchmark done")
     return sections, servers

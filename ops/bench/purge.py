@@ -39,6 +39,7 @@ from ops.bench.report import Section
 from ops.bench.throughput import progress
 
 PT_LIMIT, MAX_AGE_DAYS, INSERTS_PER_S = 5000, 90, 200
+CONTENDER_LIMIT_S, MIN_ROWS_PER_S = 300, 200
 SIZES = {"full": (4_000_000, 2_000_000, 3), "quick": (400_000, 200_000, 3), "tiny": (10_000, 5_000, 1)}
 SHIPPED = SCHEDULES_DIR / "retention.toml"
 POLICY = "telemetry.events"
@@ -168,7 +169,9 @@ async def measure(events: Events, cutoff: str, mariadb: bool, contender) -> Outc
     await asyncio.sleep(0.5)  # the inserter runs before, during and after
     start = time.perf_counter()
     try:
-        await contender()
+        # bounded: a contender that stops deleting fails the run instead of stalling it
+        async with asyncio.timeout(CONTENDER_LIMIT_S + before / MIN_ROWS_PER_S):
+            await contender()
         seconds = time.perf_counter() - start
     finally:
         await asyncio.sleep(0.5)
