@@ -335,7 +335,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--failed", type=int, default=10, metavar="N", help="newest failed jobs to list (10)")
 
-    command("demo", cmd_demo, "Create demo databases with realistic data and run a worker that sweeps them")
+    p = command(
+        "demo",
+        cmd_demo,
+        "Create demo databases with realistic data, run a worker that sweeps them, a trickle of jobs "
+        "from a pretend backend, and the dashboard (Ctrl-C stops everything)",
+    )
+    p.add_argument("--no-dashboard", action="store_true", help="run the worker and the trickle only")
+    p.add_argument(
+        "--port", type=int, default=8765, help="dashboard port on 127.0.0.1 (a free one if it is taken)"
+    )
+    p.add_argument(
+        "--name",
+        default="jobfleet_demo",
+        help="the demo's PostgreSQL database; its Pickatale databases take NAME_ as prefix (jobfleet_demo)",
+    )
+    p.add_argument("--redis-db", type=int, default=9, metavar="N", help="the demo's Redis database (9)")
     return parser
 
 
