@@ -35,6 +35,9 @@ MAX_RAW_CHARS = 2000
 IDLE_POLLS_BEFORE_BACKOFF = 50
 IDLE_POLL_DELAY_S = 0.05
 ABORT_CHECK_INTERVAL_S = 0.25
+# Each claim takes at most this share of the slots (5 of 100): measured here, batches of 100
+# made the worker idle between waves (1,270 no-op jobs/s), batches of 5 kept it busy (2,200/s).
+CLAIM_SHARE = 0.05
 
 
 def _aborted(result: dict[str, Any]) -> bool:
@@ -205,20 +208,26 @@ class FleetWorker(Worker):
 
     async def _claim_and_start(self) -> None:
         # One round trip reads the due jobs and claims a batch (arq takes one to read, then several
-        # per job to claim).
+        # per job to claim). Batches are a fraction of the free slots, claimed one after another:
+        # jobs claimed together start and end together, and a worker whose hundred slots all free
+        # at once would sit idle while it claims the next hundred.
         if self.claimer is None:
             self.claimer = Claimer(self.pool, self.queue_name, int(self.in_progress_timeout_s * 1000))
         async with self.sem:  # a free slot first, as arq waits for one before reading
-            seen, claimed = await self.claimer.claim_due(
-                self.max_jobs - self.job_counter, self.read_limit, timestamp_ms()
-            )
-        self.idle_polls = 0 if seen else self.idle_polls + 1
-        for job_id, score in claimed:
-            await self.sem.acquire()
-            self.job_counter += 1
-            task = self.loop.create_task(self.run_job(job_id, score))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-            self.tasks[job_id] = task
+            pass
+        batch = max(1, int(self.max_jobs * CLAIM_SHARE))
+        while (free := self.max_jobs - self.job_counter) > 0:
+            want = min(free, batch)
+            seen, claimed = await self.claimer.claim_due(want, self.read_limit, timestamp_ms())
+            self.idle_polls = 0 if seen else self.idle_polls + 1
+            for job_id, score in claimed:
+                await self.sem.acquire()
+                self.job_counter += 1
+                task = self.loop.create_task(self.run_job(job_id, score))
+                task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+                self.tasks[job_id] = task
+            if len(claimed) < want:
+                return  # nothing more to take now: the next poll looks again
 
     async def _cancel_aborted_jobs(self) -> None:
         # arq reads the abort set on every poll, a round trip each; an abort can wait a moment.

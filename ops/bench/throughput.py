@@ -219,7 +219,8 @@ async def bench_throughput(redis_url: str, sizes: Sizes) -> list[Section]:
         "`python -m cli worker --queue default --no-scheduler --concurrency 100` with "
         "`JOBFLEET_WORKER_POLL_DELAY_S=0.01`, JSON log lines (to a file), failure record, history, stats and "
         "heartbeat on; the asyncio rows start it through `ops.bench.launch`, which hides uvloop from the CLI.",
-        "Bare arq: `ops/bench/arq_worker.py`, `max_jobs=100, poll_delay=0.01`, orjson serializer. "
+        "Bare arq: `ops/bench/arq_worker.py`, `max_jobs=100, poll_delay=0.01`, orjson serializer; it configures "
+        "no logging, so it writes no log line (jobfleet writes one JSON line per job). "
         "arq with its defaults is a reference row only, run with fewer jobs (it manages ~250 no-op or ~20 I/O "
         "jobs/s, so 20,000 jobs would take a quarter of an hour).",
         "taskiq and dramatiq: the figures quoted in issue 8, not measured here (taskiq-redis needs redis-py 8, "
