@@ -65,7 +65,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         overrides["worker_max_jobs"] = args.concurrency
     settings = settings.model_copy(update=overrides)
     fleet = Fleet(
-        settings, _queues(args.queue), burst=args.burst, scheduler=False if args.no_scheduler else None
+        settings,
+        _queues(args.queue),
+        burst=args.burst,
+        scheduler=False if args.no_scheduler else None,
+        outbox=False if args.no_outbox else None,
     )
 
     async def main() -> int:
@@ -86,6 +90,8 @@ def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import structlog
+
     from jobs.deps import Deps
     from workers.logging import configure
     from workers.runner import load_handler, run_job
@@ -99,7 +105,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     async def main() -> int:
         deps = Deps.from_settings(settings)
         try:
-            result = await run_job(spec, load_handler(spec), deps, payload)
+            with structlog.contextvars.bound_contextvars(job=spec.name):
+                result = await run_job(spec, load_handler(spec), deps, payload)
         except Exception as e:  # the one place a failure of any kind becomes exit status 1
             print(
                 wire.encode({"job": spec.name, "ok": False, "error": f"{type(e).__name__}: {e}"}).decode(),
@@ -142,6 +149,12 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    if args.json_schema:
+        from jobfleet.json_schema import render
+
+        sys.stdout.write(render())
+        return 0
+
     from workers.scheduler import load_schedules
 
     crons = {s.name: s.cron.expression for s in load_schedules(settings.schedules_file)}
@@ -242,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command(
-        "worker", cmd_worker, "Run a worker process: one worker per queue, the scheduler and a heartbeat"
+        "worker",
+        cmd_worker,
+        "Run a worker process: one worker per queue, the scheduler, the outbox relay and a heartbeat",
     )
     p.add_argument(
         "--queue",
@@ -256,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     p.add_argument(
         "--no-scheduler", action="store_true", help="do not enqueue periodic sweeps from this process"
+    )
+    p.add_argument(
+        "--no-outbox",
+        action="store_true",
+        help="do not relay PinTeach's job_outbox from this process (JOBFLEET_OUTBOX_RELAY_ENABLED)",
     )
 
     p = command(
@@ -283,7 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--defer-by", type=float, metavar="SECONDS", help="run after this many seconds")
 
     p = command("jobs", cmd_jobs, "List the job catalog: names, queues, schedules, timeouts")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output.add_argument(
+        "--json-schema",
+        action="store_true",
+        help="print a JSON Schema of every job's payload and of the wire document (for producers "
+        "in other languages)",
+    )
 
     db = command("db", lambda *_: 0, "Create or check the shared databases' schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")

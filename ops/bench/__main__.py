@@ -1,4 +1,4 @@
-"""``python -m ops.bench [--quick | --tiny] [--only worker,sweep,purge] [--runs N] [--out FILE]``
+"""``python -m ops.bench [--quick | --tiny] [--only worker,sweep,purge,outbox] [--runs N] [--out FILE]``
 
 Without options: every benchmark at full size, written to ops/bench/RESULTS.md, and the table of
 ratios the README quotes printed at the end. --quick and --tiny are smoke runs: they write to a
@@ -21,7 +21,7 @@ from ops.bench.report import Section, markdown, ratio_table
 from ops.bench.throughput import Sizes, progress
 from workers.logging import configure
 
-BENCHMARKS = ("worker", "sweep", "purge")
+BENCHMARKS = ("worker", "sweep", "purge", "outbox")
 WORKER_SIZES = {
     "full": Sizes(jobs=20_000, latency_s=10, enqueue=10_000, memory_jobs=300_000, runs=3),
     "quick": Sizes(jobs=3_000, latency_s=3, enqueue=3_000, memory_jobs=50_000, runs=3),
@@ -30,7 +30,7 @@ WORKER_SIZES = {
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 # Far above what each takes at full size here (about 15, 15 and 80 minutes): a section that
 # stalls fails the run with its name rather than hang it.
-SECTION_LIMIT_S = {"worker": 3600, "sweep": 3600, "purge": 4 * 3600}
+SECTION_LIMIT_S = {"worker": 3600, "sweep": 3600, "purge": 4 * 3600, "outbox": 3600}
 README = Path(__file__).resolve().parents[2] / "README.md"
 TABLE_START, TABLE_END = "<!-- bench:table -->", "<!-- /bench:table -->"
 
@@ -124,6 +124,16 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
             section, servers["MariaDB/MySQL"] = await bench_purge(args.mysql, args.size, args.runs)
         sections.append(section)
         progress("purge benchmark done")
+    if "outbox" in args.only:
+        from ops.bench.outbox import bench_outbox
+
+        progress("outbox benchmark starting")
+        with private_redis() as url:
+            servers.setdefault("Redis", f"{server_version(url)} (private redis-server, no persistence)")
+            async with section_limit("outbox"):
+                section, servers["PostgreSQL"] = await bench_outbox(args.pg, url, args.size, args.runs)
+        sections.append(section)
+        progress("outbox benchmark done")
     return sections, servers
 
 

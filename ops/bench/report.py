@@ -70,11 +70,23 @@ class Section:
         """A target on a figure's median, with the figure's min-max beside it."""
         self.check(what, figure.median, unit, under=under, spread=figure.spread)
 
-    def check(self, what: str, value: float, unit: str, *, under: float, spread=None) -> None:
-        """A target on an absolute figure (a latency, a statement's length), not a ratio."""
-        self.ratios.append(
-            Ratio(what, value, f"< {under:g} {unit}", value < under, suffix=f" {unit}", spread=spread)
-        )
+    def check(
+        self,
+        what: str,
+        value: float,
+        unit: str,
+        *,
+        under: float | None = None,
+        at_least: float | None = None,
+        spread: tuple[float, float] | None = None,
+    ) -> None:
+        """A target on an absolute figure (a latency, a rate, a statement's length), not a ratio."""
+        if at_least is not None:
+            target, met = f">= {at_least:,g} {unit}", value >= at_least
+        else:
+            assert under is not None, "a check needs under or at_least"
+            target, met = f"< {under:,g} {unit}", value < under
+        self.ratios.append(Ratio(what, value, target, met, suffix=f" {unit}", spread=spread))
 
 
 def number(value: float) -> str:

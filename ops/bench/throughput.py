@@ -94,24 +94,29 @@ async def prefill(redis: Redis, worker: WorkerUnderTest, work: str, n: int) -> l
 async def collect_results(
     redis: Redis, ids: list[str], process: wut.WorkerProcess, deserializer: Callable | None
 ) -> list[JobResult]:
-    """Every job's result, read as it lands: fleet.noop keeps its result 60 s only, less than a long
-    run lasts. Bounded: a dead worker, or one that finishes nothing for STALL_S, raises."""
+    """Every job's result (in the order of ``ids``), read as it lands: fleet.noop keeps its result
+    60 s only, less than a long run lasts. Bounded: a dead worker, or one that finishes nothing for
+    STALL_S, raises."""
     # equal scores: the queue hands out ids in their sort order, so finished ones are at the front
-    pending, results = sorted(ids), []
+    pending, found_by_id = sorted(ids), {}
     deadline = time.monotonic() + 60 + len(ids) / MIN_RATE_PER_S
     last_progress = time.monotonic()
     while pending:
         process.check_alive()
         now = time.monotonic()
         if now > deadline or now - last_progress > STALL_S:
-            raise TimeoutError(f"only {len(results)} of {len(ids)} jobs finished; the worker looks stuck")
+            raise TimeoutError(f"only {len(found_by_id)} of {len(ids)} jobs finished; the worker looks stuck")
         still: list[str] = []
         for start in range(0, len(pending), 2000):
             chunk = pending[start : start + 2000]
             raws = await redis.mget([keys.result_key_prefix + i for i in chunk])
-            found = [deserialize_result(raw, deserializer=deserializer) for raw in raws if raw is not None]
-            still += [i for i, raw in zip(chunk, raws, strict=True) if raw is None]
-            results += found
+            found = {
+                i: deserialize_result(raw, deserializer=deserializer)
+                for i, raw in zip(chunk, raws, strict=True)
+                if raw is not None
+            }
+            still += [i for i in chunk if i not in found]
+            found_by_id.update(found)
             if not found:  # the later ids have not run yet
                 still += pending[start + 2000 :]
                 break
@@ -120,6 +125,7 @@ async def collect_results(
         pending = still
         if pending:
             await asyncio.sleep(0.2)
+    results = [found_by_id[i] for i in ids]  # in the order asked for
     failed = [r for r in results if not r.success]
     if failed:
         raise RuntimeError(f"{len(failed)} benchmark jobs failed, e.g. {failed[0].result!r}")
