@@ -1,45 +1,59 @@
-"""Claiming queued jobs: one Lua call reads the due jobs and takes a whole batch.
+"""Claiming queued jobs: one Lua call takes a whole batch.
 
-arq reads the queue in one round trip, then claims each job with its own WATCH/MULTI round trips;
-a worker polling a busy queue spends more time on those than on no-op jobs. The script does the
-same for a batch at once: it reads the due jobs (score up to now, oldest first, as arq does) and
-takes those no worker has (the in-progress key is set only if absent, so two workers never both
-take a job, and a producer's cancel, which touches that key, wins).
+arq claims each job with its own WATCH/MULTI round trips; a worker polling a busy queue spends more
+time on those than on no-op jobs. The script does the same checks for a batch at once: the job is
+still queued and due, and no worker has it (its in-progress key is set only if absent, so two
+workers never both take a job, and a producer's cancel, which touches that key, wins).
+
+The claim also puts the job under the worker's lease (workers/lease.py) in the same step: the
+in-progress key holds the worker's id, and the worker's job hash lists the job. So a worker killed
+a microsecond after claiming leaves a job that recovery can find, at no extra round trip.
 """
 
 from redis.asyncio import Redis
 
 from jobfleet import keys
 
-# Job ids are read inside the script, so the keys are built here: a single Redis, not a cluster.
-# Returns how many due jobs it saw, then id, score pairs of those it claimed.
-_CLAIM_DUE = f"""
-local claimed, limit = {{}}, tonumber(ARGV[3])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
-for i = 1, #due, 2 do
+# KEYS: the queue, the worker's job hash, then one in-progress key per id in ARGV[5..]: every key
+# is named by the caller (a move to Redis Cluster needs that, with hash tags).
+_CLAIM = """
+local claimed, limit = {}, tonumber(ARGV[3])
+for i = 5, #ARGV do
   if #claimed >= 2 * limit then break end
-  local id = due[i]
-  if redis.call('SET', '{keys.in_progress_key_prefix}' .. id, '1', 'NX', 'PX', ARGV[2]) then
-    claimed[#claimed + 1] = id
-    claimed[#claimed + 1] = due[i + 1]
+  local id = ARGV[i]
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if score and tonumber(score) <= tonumber(ARGV[1]) then
+    if redis.call('SET', KEYS[i - 2], ARGV[4], 'NX', 'PX', ARGV[2]) then
+      redis.call('HSET', KEYS[2], id, KEYS[1])
+      claimed[#claimed + 1] = id
+      claimed[#claimed + 1] = score
+    end
   end
 end
-table.insert(claimed, 1, #due / 2)
+if #claimed > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 return claimed
 """
 
 
+def worker_jobs_key(worker_id: str) -> str:
+    return keys.WORKER_JOBS_PREFIX + worker_id
+
+
 class Claimer:
-    def __init__(self, redis: Redis, queue: str, in_progress_ms: int) -> None:
+    def __init__(self, redis: Redis, queue: str, in_progress_ms: int, worker_id: str) -> None:
         self.queue = queue
         self.in_progress_ms = in_progress_ms
-        self._due_script = redis.register_script(_CLAIM_DUE)
+        self.worker_id = worker_id
+        self.jobs_key = worker_jobs_key(worker_id)
+        self._script = redis.register_script(_CLAIM)
 
-    async def claim_due(self, limit: int, read_limit: int, now_ms: int) -> tuple[int, list[tuple[str, int]]]:
-        """(due jobs seen, up to ``limit`` of them claimed for this worker with their scores)."""
-        if limit <= 0:
-            return 0, []
-        args = [now_ms, self.in_progress_ms, limit, read_limit]
-        found = await self._due_script(keys=[self.queue], args=args)
-        seen, pairs = int(found[0]), found[1:]
-        return seen, [(pairs[i].decode(), int(float(pairs[i + 1]))) for i in range(0, len(pairs), 2)]
+    async def claim(self, job_ids: list[bytes], limit: int, now_ms: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` of the ids, claimed for this worker, with their scores."""
+        if not job_ids or limit <= 0:
+            return []
+        in_progress = [keys.in_progress_key_prefix + i.decode() for i in job_ids]
+        found = await self._script(
+            keys=[self.queue, self.jobs_key, *in_progress],
+            args=[now_ms, self.in_progress_ms, limit, self.worker_id, *job_ids],
+        )
+        return [(found[i].decode(), int(float(found[i + 1]))) for i in range(0, len(found), 2)]
