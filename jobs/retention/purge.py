@@ -4,9 +4,12 @@
   database's UTC clock when the policy starts; a delete policy deletes them, an update policy sets
   its ``set_to`` columns.
 - Never one giant statement: the purge walks the primary key from the lowest due id to the highest
-  in windows of ``chunk_size`` ids, each window one short READ COMMITTED transaction (record locks
-  on the rows it changes, no gap locks, so inserts at the end of the table never wait on it), with
-  a pause between chunks.
+  in windows of consecutive ids, each window one statement in a short READ COMMITTED transaction
+  (record locks on the rows it changes, no gap locks, so inserts at the end of the table never
+  wait on it), with a pause between chunks.
+- Each window is sized by time (jobs/retention/chunk_sizer.py): the next chunk takes as many ids as
+  the last ones suggest fit in the policy's ``chunk_target_ms``, at most its ``chunk_size``, so a
+  chunk's locks last about as long on a cold disk as on a warm cache.
 - A time budget per run, checked after each chunk (each policy the run reaches gets at least one
   chunk); what is left is picked up by the next run. A run started while another still holds the
   run lock does nothing.
@@ -15,6 +18,7 @@
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobfleet.payloads import RetentionRun
 from jobs.deps import Deps
 from jobs.errors import Permanent
+from jobs.retention.chunk_sizer import ChunkSizer
 from jobs.retention.policies import PolicyError, RetentionPolicy, load_policies
 from jobs.retention.run_lock import run_lock, run_lock_name
 
@@ -69,7 +74,13 @@ def due(policy: RetentionPolicy, cutoff: datetime) -> ColumnElement[bool]:
     return and_(aged, *(table.c[name] == value for name, value in policy.where.items()))
 
 
-async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline: float) -> Counter[str]:
+async def apply_policy(
+    engine: AsyncEngine,
+    policy: RetentionPolicy,
+    *,
+    deadline: float,
+    timer: Callable[[], float] = time.perf_counter,
+) -> Counter[str]:
     table = policy.sa_table
     (pk,) = table.primary_key.columns
     async with engine.connect() as conn:
@@ -81,14 +92,18 @@ async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline
         ).one()
 
     chunks = changed = 0
+    sizer = ChunkSizer(policy.chunk_size, policy.chunk_target_ms / 1000)
+    longest_s = 0.0
     if lowest is not None:
         last = lowest - 1
         # At least one chunk even with the budget spent, as in jobs.sweep: every run moves on.
         while True:
-            upto, n = await apply_chunk(engine, policy, table, cutoff, after=last, highest=highest)
-            if upto is None:
-                break
+            size, started = sizer.size, timer()
+            upto, n = await apply_chunk(engine, policy, table, cutoff, after=last, highest=highest, size=size)
+            took_s = timer() - started
             chunks, changed, last = chunks + 1, changed + n, upto
+            longest_s = max(longest_s, took_s)
+            sizer.observe(size, took_s)
             if last >= highest or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(policy.pause_between_chunks_s)
@@ -103,6 +118,8 @@ async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline
         action=policy.action,
         changed=changed,
         chunks=chunks,
+        longest_chunk_ms=round(longest_s * 1000, 1),
+        last_chunk_size=sizer.size,
         remaining_expired=remaining,
     )
     counted = "deleted" if policy.action == "delete" else "updated"
@@ -110,23 +127,24 @@ async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline
 
 
 async def apply_chunk(
-    engine: AsyncEngine, policy: RetentionPolicy, table: Table, cutoff: datetime, *, after: int, highest: int
-) -> tuple[int | None, int]:
-    """Apply the policy to the due rows among the next chunk_size ids; return the last id and count."""
+    engine: AsyncEngine,
+    policy: RetentionPolicy,
+    table: Table,
+    cutoff: datetime,
+    *,
+    after: int,
+    highest: int,
+    size: int,
+) -> tuple[int, int]:
+    """Apply the policy to the due rows with ids in (after, after + size]; return the window's last
+    id and the count. The window is an id range, not "the next size rows": finding its end would
+    read every row of it once more before the statement reads them again. Where ids have gaps a
+    window holds fewer rows, and one over a gap is an empty (and quick) statement."""
     (pk,) = table.primary_key.columns
+    upto = min(after + size, highest)
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="READ COMMITTED")
         async with conn.begin():
-            window = (
-                select(pk.label("id"))
-                .where(pk > after, pk <= highest)
-                .order_by(pk)
-                .limit(policy.chunk_size)
-                .subquery("window")
-            )
-            upto = (await conn.execute(select(func.max(window.c.id)))).scalar()
-            if upto is None:
-                return None, 0
             statement = delete(table) if policy.action == "delete" else update(table).values(policy.set_to)
             result = await conn.execute(statement.where(pk > after, pk <= upto, due(policy, cutoff)))
             return upto, result.rowcount
