@@ -46,6 +46,9 @@ def test_tiny_run_writes_a_table_with_ratios(tmp_path, env):
         "Sweep versus the limit",
         "Purge versus pt-archiver",
         "Outbox relay",
+        "Worker processes on one Redis",
+        "Durable enqueue",
+        "Tracing off and on",
     ):
         assert f"## {section}" in table
     ratios = re.findall(
