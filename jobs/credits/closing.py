@@ -14,11 +14,12 @@ Callers hold the row locks of the enrollments they pass, so that the counters re
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, case, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import UUID_ARRAY, audit_logs, credit_ledger, enrollments, enum
+from jobs.credits.ledger import EXPIRE_KEY, entries, insert_new, ledger
+from jobs.credits.ledger import expire_key as expire_key  # where tests and callers found it
 
 e = enrollments.c
 REMAINING = (
@@ -28,15 +29,9 @@ REMAINING = (
     - func.coalesce(e.sessions_cancelled, 0)
     - func.coalesce(e.sessions_forfeited, 0)
 )
-# The ledger's idempotency key for an enrollment's expiry: no session segment, one per enrollment.
-EXPIRE_KEY = func.concat("EXPIRE:", cast(e.id, String), "::", cast(e.student_id, String))
 PAST_VALID_UNTIL = e.valid_until <= func.now()
 NOTHING_BOOKED = func.coalesce(e.sessions_scheduled, 0) == 0
 CREDITS_EXPIRED = exists().where(credit_ledger.c.idempotency_key == EXPIRE_KEY)
-
-
-def expire_key(enrollment_id: UUID, student_id: UUID) -> str:
-    return f"EXPIRE:{enrollment_id}::{student_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,19 +121,18 @@ async def expire_enrollments(conn: AsyncConnection, enrollment_ids: list[UUID]) 
 async def forfeit_remaining_credits(conn: AsyncConnection, ids) -> int:
     """One EXPIRE row per enrollment past valid_until with credits left; the counter moves only for
     rows this statement inserted, so a second run (or a crashed first one) cannot forfeit twice."""
-    ledger = credit_ledger.c
     inserted = (
-        insert(credit_ledger)
-        .from_select(
-            ["enrollment_id", "student_id", "teacher_id", "action", "amount", "actor", "idempotency_key"],
+        insert_new(
             select(
-                e.id,
-                e.student_id,
-                e.teacher_id,
-                literal("EXPIRE", enum("credit_action")),
-                REMAINING,
-                literal("system", enum("credit_actor")),
-                EXPIRE_KEY,
+                *entries(
+                    "EXPIRE",
+                    REMAINING,
+                    "system",
+                    enrollment_id=e.id,
+                    session_id=None,
+                    student_id=e.student_id,
+                    teacher_id=e.teacher_id,
+                )
             ).where(
                 e.id == func.any(ids),
                 e.status == "active",
@@ -146,9 +140,6 @@ async def forfeit_remaining_credits(conn: AsyncConnection, ids) -> int:
                 e.sessions_total.is_not(None),
                 REMAINING > 0,
             ),
-        )
-        .on_conflict_do_nothing(
-            index_elements=[ledger.idempotency_key], index_where=ledger.idempotency_key.is_not(None)
         )
         .returning(ledger.enrollment_id, ledger.amount)
         .cte("expired_credits")

@@ -30,7 +30,7 @@ from jobfleet.payloads import Sweep
 from jobs.deps import Deps
 from jobs.errors import JobError, Permanent, Transient
 from jobs.payments.stripe_api import Missing, Refused, StripeApi, Subscription, connect
-from jobs.sweep import sweep
+from jobs.sweep import BatchSize, Taken, sweep, sweep_in_transactions
 
 log = structlog.get_logger()
 
@@ -83,9 +83,8 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
             raise failures[0]
         return result
 
-    async def expiry_batch() -> tuple[int, dict[str, int]]:
-        async with engine.begin() as conn:
-            return await expire_due(conn, limit=settings.sweep_batch_size)
+    async def expiry_step(conn: AsyncConnection, limit: int, cursor: None) -> Taken:
+        return Taken(*await expire_due(conn, limit=limit))
 
     totals = dict.fromkeys(SUMMARY_KEYS, 0)
     stripe_failure: JobError | None = None
@@ -104,7 +103,13 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
                 # the expiries below need no Stripe: do them before reporting the failure
                 stripe_failure = e
     # after Stripe, so that a subscription found canceled expires in the same run
-    expired = await sweep(expiry_batch, budget_s=settings.sweep_budget_s, keys=SUMMARY_KEYS)
+    expired = await sweep_in_transactions(
+        engine,
+        expiry_step,
+        size=BatchSize.from_settings(settings),
+        budget_s=settings.sweep_budget_s,
+        keys=SUMMARY_KEYS,
+    )
     if stripe_failure is not None:
         raise stripe_failure
     return {k: totals[k] + expired[k] for k in SUMMARY_KEYS}

@@ -9,21 +9,17 @@ from collections import Counter
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import Integer, String, Uuid, column, func, literal, select, text, update, values
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Integer, String, Uuid, column, func, select, text, update, values
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import (
-    INT_ARRAY,
-    UUID_ARRAY,
     audit_logs,
     class_sessions,
-    credit_ledger,
     enrollments,
-    enum,
     session_payment,
     student_lifecycle_events,
 )
+from jobs.credits import ledger
 from jobs.payments.stripe_api import Checkout
 
 cs = class_sessions.c
@@ -43,9 +39,17 @@ class Hold:
     def books_a_credit(self) -> bool:
         return self.enrollment_id is not None and self.student_id is not None
 
-    def key(self, action: str) -> str:
-        session = "" if action == "GRANT" else str(self.session_id)
-        return f"{action}:{self.enrollment_id}:{session}:{self.student_id}"
+    def entry(self, action: str, amount: int, actor: str) -> dict:
+        """This hold's ledger row for ``action`` (GRANT is per enrollment: no session)."""
+        return ledger.row(
+            action,
+            amount,
+            actor,
+            enrollment_id=self.enrollment_id,
+            session_id=None if action == "GRANT" else self.session_id,
+            student_id=self.student_id,
+            teacher_id=self.teacher_id,
+        )
 
 
 async def confirm(conn: AsyncConnection, paid: list[tuple[Hold, Checkout]], totals: dict) -> int:
@@ -87,10 +91,13 @@ async def confirm(conn: AsyncConnection, paid: list[tuple[Hold, Checkout]], tota
     entries: dict[str, dict] = {}
     for h in bookings:
         total = totals.get(h.enrollment_id)
-        entries[h.key("GRANT")] = ledger_row(h, "GRANT", 1 if total is None else total, "stripe", None)
-        entries[h.key("RESERVE")] = ledger_row(h, "RESERVE", 1, "system", h.session_id)
-    written = await write_ledger(conn, list(entries.values()))
-    await move_scheduled(conn, Counter(r.enrollment_id for r in written if r.action == "RESERVE"))
+        for entry in (
+            h.entry("GRANT", 1 if total is None else total, "stripe"),
+            h.entry("RESERVE", 1, "system"),
+        ):
+            entries[entry["idempotency_key"]] = entry
+    written = await ledger.write(conn, list(entries.values()))
+    await ledger.move_scheduled(conn, Counter(r.enrollment_id for r in written if r.action == "RESERVE"))
     await record_first_purchases(conn, [r for r in written if r.action == "GRANT"])
 
     checkout_of = {h.session_id: c.id for h, c in paid}
@@ -111,8 +118,10 @@ async def expire(conn: AsyncConnection, expiring: list[tuple[Hold, str]]) -> int
     )
     enrollment_ids = sorted({h.enrollment_id for h in holds if h.enrollment_id is not None})
     if enrollment_ids:
-        released = await release_reservations(conn, enrollment_ids, ids)
-        await move_scheduled(conn, Counter({k: -n for k, n in Counter(released).items()}))
+        released = await ledger.release(
+            conn, ((h.enrollment_id, h.session_id) for h in holds if h.enrollment_id is not None)
+        )
+        await ledger.move_scheduled(conn, Counter({k: -n for k, n in Counter(released).items()}))
         other = class_sessions.alias("other")
         still_used = select(other.c.id).where(other.c.enrollment_id == e.id, other.c.status != "expired")
         await conn.execute(
@@ -125,111 +134,6 @@ async def expire(conn: AsyncConnection, expiring: list[tuple[Hold, str]]) -> int
         group = [h for h in holds if reasons[h.session_id] == reason]
         await audit(conn, group, "system", "session.hold_expired", {}, reason)
     return len(holds)
-
-
-def ledger_row(hold: Hold, action: str, amount: int, actor: str, session_id: UUID | None) -> dict:
-    return {
-        "enrollment_id": hold.enrollment_id,
-        "session_id": session_id,
-        "student_id": hold.student_id,
-        "teacher_id": hold.teacher_id,
-        "action": action,
-        "amount": amount,
-        "actor": actor,
-        "idempotency_key": hold.key(action),
-    }
-
-
-async def write_ledger(conn: AsyncConnection, rows: list[dict]) -> list:
-    """Insert the rows whose keys are new; return those inserted (the others were written before)."""
-    if not rows:
-        return []
-    return (
-        await conn.execute(
-            insert(credit_ledger)
-            .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=[credit_ledger.c.idempotency_key],
-                index_where=credit_ledger.c.idempotency_key.is_not(None),
-            )
-            .returning(
-                credit_ledger.c.action,
-                credit_ledger.c.enrollment_id,
-                credit_ledger.c.student_id,
-                credit_ledger.c.teacher_id,
-            )
-        )
-    ).all()
-
-
-async def release_reservations(
-    conn: AsyncConnection, enrollment_ids: list[UUID], session_ids: list[UUID]
-) -> list[UUID]:
-    """A RELEASE for every RESERVE of these sessions that has none; the enrollment of each written."""
-    reserve = credit_ledger.alias("reserve")
-    r = reserve.c
-    earlier = credit_ledger.alias("earlier")
-    key = func.concat("RELEASE:", r.enrollment_id, ":", r.session_id, ":", r.student_id)
-    unreleased = (
-        select(
-            r.enrollment_id,
-            r.session_id,
-            r.student_id,
-            r.teacher_id,
-            literal("RELEASE", enum("credit_action")),
-            literal(1),
-            literal("system", enum("credit_actor")),
-            key,
-        )
-        .distinct()
-        # the enrollment index finds the rows; the batch is a handful of enrollments
-        .where(
-            r.enrollment_id.in_(enrollment_ids),
-            r.session_id.in_(session_ids),
-            r.action == "RESERVE",
-            ~select(earlier.c.id)
-            .where(
-                earlier.c.enrollment_id == r.enrollment_id,
-                earlier.c.session_id == r.session_id,
-                earlier.c.student_id == r.student_id,
-                earlier.c.action == "RELEASE",
-            )
-            .exists(),
-        )
-    )
-    columns = ["enrollment_id", "session_id", "student_id", "teacher_id", "action", "amount", "actor"]
-    return list(
-        (
-            await conn.execute(
-                insert(credit_ledger)
-                .from_select([*columns, "idempotency_key"], unreleased)
-                .on_conflict_do_nothing(
-                    index_elements=[credit_ledger.c.idempotency_key],
-                    index_where=credit_ledger.c.idempotency_key.is_not(None),
-                )
-                .returning(credit_ledger.c.enrollment_id)
-            )
-        ).scalars()
-    )
-
-
-async def move_scheduled(conn: AsyncConnection, deltas: Counter) -> None:
-    """Add each enrollment's delta to ``sessions_scheduled`` (never below zero), in one statement."""
-    deltas = Counter({k: n for k, n in deltas.items() if n})
-    if not deltas:
-        return
-    moved = select(
-        func.unnest(literal(list(deltas), type_=UUID_ARRAY)).label("enrollment_id"),
-        func.unnest(literal(list(deltas.values()), type_=INT_ARRAY)).label("n"),
-    ).subquery("moved")
-    await conn.execute(
-        update(enrollments)
-        .where(e.id == moved.c.enrollment_id)
-        .values(
-            sessions_scheduled=func.greatest(func.coalesce(e.sessions_scheduled, 0) + moved.c.n, 0),
-            updated_at=func.now(),
-        )
-    )
 
 
 async def record_first_purchases(conn: AsyncConnection, grants: list) -> None:
