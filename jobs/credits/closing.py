@@ -14,7 +14,8 @@ Callers hold the row locks of the enrollments they pass, so that the counters re
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, update
+from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import UUID_ARRAY, audit_logs, credit_ledger, enrollments, enum
@@ -73,48 +74,52 @@ async def expire_enrollments(conn: AsyncConnection, enrollment_ids: list[UUID]) 
     ids = literal(enrollment_ids, UUID_ARRAY)
     credits_expired = await forfeit_remaining_credits(conn, ids)
     closed = (
-        await conn.execute(
-            update(enrollments)
-            .where(
-                e.id == func.any(ids),
-                e.status == "active",
-                PAST_VALID_UNTIL,
-                or_(e.sessions_total.is_(None), NOTHING_BOOKED),
-            )
-            .values(
-                status=case(
-                    (
-                        and_(e.sessions_total.is_not(None), REMAINING <= 0, ~CREDITS_EXPIRED),
-                        literal("completed", enum("enrollment_status")),
-                    ),
-                    else_=literal("expired", enum("enrollment_status")),
+        update(enrollments)
+        .where(
+            e.id == func.any(ids),
+            e.status == "active",
+            PAST_VALID_UNTIL,
+            or_(e.sessions_total.is_(None), NOTHING_BOOKED),
+        )
+        .values(
+            status=case(
+                (
+                    and_(e.sessions_total.is_not(None), REMAINING <= 0, ~CREDITS_EXPIRED),
+                    literal("completed", enum("enrollment_status")),
                 ),
-                updated_at=func.now(),
-            )
-            .returning(e.id, e.teacher_id, e.status, e.sessions_forfeited)
+                else_=literal("expired", enum("enrollment_status")),
+            ),
+            updated_at=func.now(),
         )
-    ).all()
-    if closed:
-        await conn.execute(
-            audit_logs.insert().values(
-                [
-                    {
-                        "teacher_id": c.teacher_id,
-                        "actor_type": "system",
-                        "action": f"enrollment.{c.status}",
-                        "entity_type": "enrollment",
-                        "entity_id": c.id,
-                        "metadata": {
-                            "status": c.status,
-                            "reason": "valid_until_passed",
-                            "sessions_forfeited": c.sessions_forfeited or 0,
-                        },
-                    }
-                    for c in closed
-                ]
-            )
+        .returning(e.id, e.teacher_id, e.status, e.sessions_forfeited)
+        .cte("closed")
+    )
+    c = closed.c
+    status = cast(c.status, String)
+    audited = (
+        insert(audit_logs)
+        .from_select(
+            ["teacher_id", "actor_type", "action", "entity_type", "entity_id", "metadata"],
+            select(
+                c.teacher_id,
+                literal("system", enum("audit_actor_type")),
+                func.concat("enrollment.", status),
+                literal("enrollment", String),
+                c.id,
+                func.jsonb_build_object(
+                    literal("status", String),
+                    status,
+                    literal("reason", String),
+                    literal("valid_until_passed", String),
+                    literal("sessions_forfeited", String),
+                    func.coalesce(c.sessions_forfeited, 0),
+                ),
+            ),
         )
-    expired = sum(1 for c in closed if c.status == "expired")
+        .cte("audited")
+    )
+    closed = (await conn.execute(select(c.status).add_cte(audited))).scalars().all()
+    expired = sum(1 for status in closed if status == "expired")
     return Expiry(expired=expired, completed=len(closed) - expired, credits_expired=credits_expired)
 
 

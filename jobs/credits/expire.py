@@ -12,8 +12,7 @@ disjoint batches; the EXPIRE idempotency key guards the ledger, and the notice i
 statement that runs after the lock is held, so it sees any notice an earlier holder committed.
 """
 
-from datetime import timedelta
-from uuid import UUID
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import String, cast, exists, func, literal, or_, select
@@ -30,7 +29,7 @@ from jobs.credits.closing import (
     expire_enrollments,
 )
 from jobs.deps import Deps
-from jobs.sweep import sweep
+from jobs.sweep import BatchSize, Taken, sweep_in_transactions
 
 log = structlog.get_logger()
 SUMMARY_KEYS = ("expired", "credits_expired", "expiring_notices")
@@ -51,48 +50,64 @@ NOTICE_SENT = exists().where(
 
 async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     notice_window = timedelta(days=deps.settings.credits_expiry_notice_days)
-    batch_size = deps.settings.sweep_batch_size
 
-    async def batch() -> tuple[int, dict[str, int]]:
-        async with deps.pinteach.begin() as conn:
-            taken, counts = await expire_batch(conn, limit=batch_size)
-            noticed_taken, notices = await notice_batch(conn, window=notice_window, limit=batch_size)
-            return taken + noticed_taken, {**counts, "expiring_notices": notices}
+    async def step(conn: AsyncConnection, limit: int, cursor: Cursor | None) -> Taken:
+        expired, noticed = cursor or (None, None)
+        taken = await expire_batch(conn, limit=limit, after=expired)
+        notices = await notice_batch(conn, window=notice_window, limit=limit, after=noticed)
+        return Taken(
+            taken.rows + notices.rows,
+            {**taken.counts, **notices.counts},
+            (taken.cursor or expired, notices.cursor or noticed),
+        )
 
-    return await sweep(batch, budget_s=deps.settings.sweep_budget_s, keys=SUMMARY_KEYS)
-
-
-async def lock(conn: AsyncConnection, *where, limit: int) -> list[UUID]:
-    # No index serves valid_until: the schema's owners have none, so this scans enrollments.
-    return list(
-        (
-            await conn.execute(
-                select(e.id)
-                .where(*where)
-                .order_by(e.valid_until)
-                .limit(limit)
-                .with_for_update(skip_locked=True, key_share=True)
-            )
-        ).scalars()
+    return await sweep_in_transactions(
+        deps.pinteach,
+        step,
+        size=BatchSize.from_settings(deps.settings),
+        budget_s=deps.settings.sweep_budget_s,
+        keys=SUMMARY_KEYS,
     )
 
 
-async def expire_batch(conn: AsyncConnection, *, limit: int) -> tuple[int, dict[str, int]]:
-    due_ids = await lock(conn, *DUE, limit=limit)
-    if not due_ids:
-        return 0, {}
-    expiry = await expire_enrollments(conn, due_ids)
+# The valid_until of the last enrollment each part of a batch locked: the next batch starts there.
+Cursor = tuple[datetime | None, datetime | None]
+
+
+async def lock(conn: AsyncConnection, *where, limit: int, after: datetime | None) -> list:
+    # No index serves valid_until: the schema's owners have none, so this scans enrollments; the
+    # cursor spares the sort of what earlier batches took.
+    keyset = () if after is None else (e.valid_until >= after,)
+    return (
+        await conn.execute(
+            select(e.id, e.valid_until)
+            .where(*where, *keyset)
+            .order_by(e.valid_until)
+            .limit(limit)
+            .with_for_update(skip_locked=True, key_share=True)
+        )
+    ).all()
+
+
+async def expire_batch(conn: AsyncConnection, *, limit: int, after: datetime | None = None) -> Taken:
+    due = await lock(conn, *DUE, limit=limit, after=after)
+    if not due:
+        return Taken(0)
+    expiry = await expire_enrollments(conn, [d.id for d in due])
     log.info(
         "credits_expired",
-        enrollments=len(due_ids),
+        enrollments=len(due),
         expired=expiry.expired,
         completed=expiry.completed,
         credits=expiry.credits_expired,
     )
-    return len(due_ids), {"expired": expiry.expired, "credits_expired": expiry.credits_expired}
+    counts = {"expired": expiry.expired, "credits_expired": expiry.credits_expired}
+    return Taken(len(due), counts, due[-1].valid_until)
 
 
-async def notice_batch(conn: AsyncConnection, *, window: timedelta, limit: int) -> tuple[int, int]:
+async def notice_batch(
+    conn: AsyncConnection, *, window: timedelta, limit: int, after: datetime | None = None
+) -> Taken:
     expiring = (
         e.status == "active",
         e.valid_until > func.now(),
@@ -101,50 +116,54 @@ async def notice_batch(conn: AsyncConnection, *, window: timedelta, limit: int) 
         REMAINING > 0,
         ~NOTICE_SENT,
     )
-    candidate_ids = await lock(conn, *expiring, limit=limit)
-    if not candidate_ids:
-        return 0, 0
+    candidates = await lock(conn, *expiring, limit=limit, after=after)
+    if not candidates:
+        return Taken(0, {"expiring_notices": 0})
     # A new statement, so a new snapshot: a notice that another sweep committed before we took the
-    # lock is visible to NOTICE_SENT here, though it was not to the locking select.
+    # lock is visible to NOTICE_SENT here, though it was not to the locking select. The event and
+    # the student's notification are written by one statement.
     written = (
-        await conn.execute(
-            insert(student_lifecycle_events)
-            .from_select(
-                ["teacher_id", "student_id", "event_type", "metadata"],
-                select(
-                    e.teacher_id,
-                    e.student_id,
-                    literal("enrollment_expiring", enum("lifecycle_event_type")),
-                    func.jsonb_build_object(
-                        "enrollment_id",
-                        e.id,
-                        "valid_until",
-                        e.valid_until,
-                        "credits_remaining",
-                        REMAINING,
-                    ),
-                ).where(e.id == func.any(literal(candidate_ids, UUID_ARRAY)), *expiring),
-            )
-            .returning(events.teacher_id, events.student_id, events.metadata)
+        insert(student_lifecycle_events)
+        .from_select(
+            ["teacher_id", "student_id", "event_type", "metadata"],
+            select(
+                e.teacher_id,
+                e.student_id,
+                literal("enrollment_expiring", enum("lifecycle_event_type")),
+                func.jsonb_build_object(
+                    "enrollment_id",
+                    e.id,
+                    "valid_until",
+                    e.valid_until,
+                    "credits_remaining",
+                    REMAINING,
+                ),
+            ).where(e.id == func.any(literal([c.id for c in candidates], UUID_ARRAY)), *expiring),
         )
-    ).all()
-    if written:
-        await conn.execute(
-            notifications.insert().values(
-                [
-                    {
-                        "teacher_id": w.teacher_id,
-                        "student_id": w.student_id,
-                        "recipient_type": "student",
-                        "type": "enrollment.expiring",
-                        "title": "Your sessions are about to expire",
-                        "body": f"{w.metadata['credits_remaining']} unused sessions expire soon: book them "
-                        "before they do.",
-                        "payload": w.metadata,
-                    }
-                    for w in written
-                ]
-            )
+        .returning(events.teacher_id, events.student_id, events.metadata)
+        .cte("written")
+    )
+    w = written.c
+    notified = (
+        insert(notifications)
+        .from_select(
+            ["teacher_id", "student_id", "recipient_type", "type", "title", "body", "payload"],
+            select(
+                w.teacher_id,
+                w.student_id,
+                literal("student", String),
+                literal("enrollment.expiring", String),
+                literal("Your sessions are about to expire", String),
+                func.concat(
+                    w.metadata["credits_remaining"].astext,
+                    " unused sessions expire soon: book them before they do.",
+                ),
+                w.metadata,
+            ),
         )
-        log.info("enrollment_expiry_notices_sent", notices=len(written))
-    return len(candidate_ids), len(written)
+        .cte("notified")
+    )
+    sent = (await conn.execute(select(func.count()).select_from(written).add_cte(notified))).scalar_one()
+    if sent:
+        log.info("enrollment_expiry_notices_sent", notices=sent)
+    return Taken(len(candidates), {"expiring_notices": sent}, candidates[-1].valid_until)

@@ -12,7 +12,6 @@ any other sweep's and with waitlist.offer_next, so seats are counted after the o
 
 from collections import Counter
 from datetime import timedelta
-from functools import partial
 
 import structlog
 from sqlalchemy import func, literal, select, update
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.pinteach import UUID_ARRAY, waitlist_entries
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
-from jobs.sweep import sweep_in_transactions
+from jobs.sweep import BatchSize, Taken, sweep_in_transactions
 from jobs.waitlist.seats import free_seats, lock_services, make_offers, notify_students
 
 log = structlog.get_logger()
@@ -31,11 +30,14 @@ w = waitlist_entries.c
 
 async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     window = timedelta(hours=deps.settings.waitlist_offer_hours)
-    batch_size = deps.settings.sweep_batch_size
+
+    async def step(conn: AsyncConnection, limit: int, cursor: None) -> Taken:
+        return Taken(*await expire_batch(conn, window=window, limit=limit))
 
     return await sweep_in_transactions(
         deps.pinteach,
-        partial(expire_batch, window=window, limit=batch_size),
+        step,
+        size=BatchSize.from_settings(deps.settings),
         budget_s=deps.settings.sweep_budget_s,
         keys=SUMMARY_KEYS,
     )
