@@ -62,8 +62,8 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     if "sweep" in args.only:
         from ops.bench.sweep import bench_sweep
 
-        section, servers["PostgreSQL"] = await bench_sweep(args.pg, args.size, args.runs)
-        sections.append(section)
+        swept, servers["PostgreSQL"] = await bench_sweep(args.pg, args.size, args.runs)
+        sections += swept
     if "purge" in args.only:
         from ops.bench.purge import bench_purge
 
