@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     worker_poll_delay_s: float = Field(default=0.01, gt=0, le=10)
     shutdown_grace_s: float = Field(default=30, ge=0, le=3600)
     health_interval_s: float = Field(default=5, gt=0, le=300)
+    # a local file the heartbeat rewrites each beat, for container probes (`jobfleet probe`)
+    health_file: Path | None = None
     scheduler_enabled: bool = True
     schedules_file: Path = SCHEDULES_DIR / "schedules.toml"
     retention_file: Path = SCHEDULES_DIR / "retention.toml"

@@ -76,6 +76,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return _run(main())
 
 
+def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
+    from workers import probe
+
+    if settings.health_file is None:
+        raise CommandError("JOBFLEET_HEALTH_FILE is not set: the worker writes no heartbeat file to probe")
+    healthy, why = probe.check(settings.health_file, args.mode, settings.health_interval_s)
+    print(why, file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else EXIT_FAILURE
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from jobs.deps import Deps
     from workers.logging import configure
@@ -242,6 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     p.add_argument(
         "--no-scheduler", action="store_true", help="do not enqueue periodic sweeps from this process"
+    )
+
+    p = command(
+        "probe",
+        cmd_probe,
+        "Container probe of this machine's worker process, from its heartbeat file (JOBFLEET_HEALTH_FILE)",
+    )
+    p.add_argument(
+        "mode",
+        choices=["live", "ready"],
+        help="live: the heartbeat loop runs; ready: its health record in Redis is current",
     )
 
     p = command(

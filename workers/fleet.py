@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from jobfleet.settings import Settings
 from jobs.deps import Deps
 from jobs.retention.policies import load_policies
+from workers import probe
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
@@ -188,11 +189,19 @@ class Fleet:
         task.add_done_callback(self.retiring.discard)
 
     async def _beat(self, heartbeat: Heartbeat) -> None:
+        probe_file = self.settings.health_file
         while True:
             try:
                 await heartbeat.beat()
+                redis_ok = True
             except (RedisError, OSError) as e:
                 log.warning("heartbeat_failed", error=str(e))
+                redis_ok = False
+            if probe_file is not None:
+                try:
+                    probe.record(probe_file, worker_id=self.worker_id, redis_ok=redis_ok)
+                except OSError as e:
+                    log.warning("health_file_failed", path=str(probe_file), error=str(e))
             await asyncio.sleep(heartbeat.interval_s)
 
 
