@@ -76,11 +76,11 @@ async def sweep_in_transactions(
     engine: AsyncEngine,
     step: Step,
     *,
-    size: BatchSize,
-    budget_s: float,
+    settings: Settings,
     keys: Iterable[str],
 ) -> dict[str, int]:
     """The usual sweep: each batch is ``step`` in a transaction of its own, sized by its time."""
+    size = BatchSize.from_settings(settings)
     cursor: Any = None
 
     async def batch() -> tuple[int, dict[str, int]]:
@@ -92,4 +92,4 @@ async def sweep_in_transactions(
         cursor = taken.cursor
         return taken.rows, taken.counts
 
-    return await sweep(batch, budget_s=budget_s, keys=keys)
+    return await sweep(batch, budget_s=settings.sweep_budget_s, keys=keys)

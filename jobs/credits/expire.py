@@ -29,7 +29,7 @@ from jobs.credits.closing import (
     expire_enrollments,
 )
 from jobs.deps import Deps
-from jobs.sweep import BatchSize, Taken, sweep_in_transactions
+from jobs.sweep import Taken, sweep_in_transactions
 
 log = structlog.get_logger()
 SUMMARY_KEYS = ("expired", "credits_expired", "expiring_notices")
@@ -64,8 +64,7 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     return await sweep_in_transactions(
         deps.pinteach,
         step,
-        size=BatchSize.from_settings(deps.settings),
-        budget_s=deps.settings.sweep_budget_s,
+        settings=deps.settings,
         keys=SUMMARY_KEYS,
     )
 

@@ -30,7 +30,7 @@ from jobfleet.payloads import Sweep
 from jobs.deps import Deps
 from jobs.errors import JobError, Permanent, Transient
 from jobs.payments.stripe_api import Missing, Refused, StripeApi, Subscription, connect
-from jobs.sweep import BatchSize, Taken, sweep, sweep_in_transactions
+from jobs.sweep import Taken, sweep, sweep_in_transactions
 
 log = structlog.get_logger()
 
@@ -106,8 +106,7 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     expired = await sweep_in_transactions(
         engine,
         expiry_step,
-        size=BatchSize.from_settings(settings),
-        budget_s=settings.sweep_budget_s,
+        settings=settings,
         keys=SUMMARY_KEYS,
     )
     if stripe_failure is not None:

@@ -22,7 +22,7 @@ from db.pinteach import scheduled_messages
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
 from jobs.messages.delivery import DUE, deliver
-from jobs.sweep import BatchSize, Taken, sweep_in_transactions
+from jobs.sweep import Taken, sweep_in_transactions
 
 log = structlog.get_logger()
 SUMMARY_KEYS = ("delivered",)
@@ -33,8 +33,7 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     return await sweep_in_transactions(
         deps.pinteach,
         _step,
-        size=BatchSize.from_settings(deps.settings),
-        budget_s=deps.settings.sweep_budget_s,
+        settings=deps.settings,
         keys=SUMMARY_KEYS,
     )
 

@@ -41,7 +41,7 @@ from jobs.errors import Permanent, Transient
 from jobs.payments import settle
 from jobs.payments.settle import Hold
 from jobs.payments.stripe_api import Checkout, Missing, Refused, StripeApi, connect
-from jobs.sweep import BatchSize, Taken, sweep, sweep_in_transactions
+from jobs.sweep import Taken, sweep, sweep_in_transactions
 
 log = structlog.get_logger()
 
@@ -72,8 +72,7 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
         plain = await sweep_in_transactions(
             deps.pinteach,
             plain_step,
-            size=BatchSize.from_settings(settings),
-            budget_s=settings.sweep_budget_s,
+            settings=settings,
             keys=SUMMARY_KEYS,
         )
         if stripe is None:

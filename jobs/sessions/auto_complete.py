@@ -66,7 +66,7 @@ from jobfleet.payloads import Sweep
 from jobs.credits import ledger
 from jobs.credits.closing import PAST_VALID_UNTIL, close_finished_enrollments
 from jobs.deps import Deps
-from jobs.sweep import BatchSize, Taken, sweep_in_transactions
+from jobs.sweep import Taken, sweep_in_transactions
 
 SUMMARY_KEYS = ("completed", "pending_review", "credits_consumed")
 DUE_STATUSES = ("scheduled", "in_progress")
@@ -98,8 +98,7 @@ async def complete(deps: Deps) -> Completion:
     completion.counts = await sweep_in_transactions(
         deps.pinteach,
         step,
-        size=BatchSize.from_settings(deps.settings),
-        budget_s=deps.settings.sweep_budget_s,
+        settings=deps.settings,
         keys=SUMMARY_KEYS,
     )
     return completion

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.pinteach import UUID_ARRAY, waitlist_entries
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
-from jobs.sweep import BatchSize, Taken, sweep_in_transactions
+from jobs.sweep import Taken, sweep_in_transactions
 from jobs.waitlist.seats import free_seats, lock_services, make_offers, notify_students
 
 log = structlog.get_logger()
@@ -37,8 +37,7 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     return await sweep_in_transactions(
         deps.pinteach,
         step,
-        size=BatchSize.from_settings(deps.settings),
-        budget_s=deps.settings.sweep_budget_s,
+        settings=deps.settings,
         keys=SUMMARY_KEYS,
     )
 
