@@ -115,6 +115,11 @@ async def release(conn: AsyncConnection, reserved: Iterable[tuple[UUID, UUID]], 
     pairs = sorted(set(reserved))
     if not pairs:
         return []
+    return list((await conn.execute(releases(pairs, *where))).scalars())
+
+
+def releases(pairs: list[tuple[UUID, UUID]], *where) -> Insert:
+    """``release`` as a statement (returning the enrollment of each row written), to run as a CTE."""
     r = RESERVE.c
     earlier = credit_ledger.alias("earlier")
     unreleased = (
@@ -146,7 +151,7 @@ async def release(conn: AsyncConnection, reserved: Iterable[tuple[UUID, UUID]], 
             *where,
         )
     )
-    return list((await conn.execute(insert_new(unreleased).returning(ledger.enrollment_id))).scalars())
+    return insert_new(unreleased).returning(ledger.enrollment_id)
 
 
 RESERVE = credit_ledger.alias("reserve")

@@ -9,13 +9,32 @@ from collections import Counter
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import Integer, String, Uuid, column, func, select, text, update, values
+from sqlalchemy import (
+    CTE,
+    Integer,
+    String,
+    Uuid,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.arrays import unnest
 from db.pinteach import (
+    UUID_ARRAY,
     audit_logs,
     class_sessions,
     enrollments,
+    enum,
     session_payment,
     student_lifecycle_events,
 )
@@ -106,34 +125,87 @@ async def confirm(conn: AsyncConnection, paid: list[tuple[Hold, Checkout]], tota
 
 
 async def expire(conn: AsyncConnection, expiring: list[tuple[Hold, str]]) -> int:
-    """Release these holds: the slot is free again and nothing was paid."""
+    """Release these holds: the slot is free again and nothing was paid. One statement: the
+    sessions, the RELEASE rows, the enrollments' counters and status, the audit rows are CTEs."""
     if not expiring:
         return 0
     holds = [h for h, _ in expiring]
-    ids = [h.session_id for h in holds]
-    await conn.execute(
-        update(class_sessions)
-        .where(cs.id.in_(ids), cs.status == "hold")
-        .values(status="expired", updated_at=func.now())
+    batch = unnest(
+        "batch",
+        session_id=([h.session_id for h in holds], Uuid),
+        teacher_id=([h.teacher_id for h in holds], Uuid),
+        reason=([reason for _, reason in expiring], String),
     )
-    enrollment_ids = sorted({h.enrollment_id for h in holds if h.enrollment_id is not None})
-    if enrollment_ids:
-        released = await ledger.release(
-            conn, ((h.enrollment_id, h.session_id) for h in holds if h.enrollment_id is not None)
+    expired = (
+        update(class_sessions)
+        .where(cs.id.in_(select(batch.c.session_id)), cs.status == "hold")
+        .values(status="expired", updated_at=func.now())
+        .returning(cs.id)
+        .cte("expired")
+    )
+    audited = (
+        insert(audit_logs)
+        .from_select(
+            ["teacher_id", "actor_type", "action", "entity_type", "entity_id", "metadata"],
+            select(
+                batch.c.teacher_id,
+                literal("system", enum("audit_actor_type")),
+                literal("session.hold_expired", String),
+                literal("class_session", String),
+                batch.c.session_id,
+                func.jsonb_build_object(literal("reason", String), batch.c.reason),
+            ),
         )
-        await ledger.move_scheduled(conn, Counter({k: -n for k, n in Counter(released).items()}))
-        other = class_sessions.alias("other")
-        still_used = select(other.c.id).where(other.c.enrollment_id == e.id, other.c.status != "expired")
-        await conn.execute(
-            update(enrollments)
-            .where(e.id.in_(enrollment_ids), e.status == "pending_payment", ~still_used.exists())
-            .values(status="cancelled", updated_at=func.now())
-        )
-    reasons = {h.session_id: reason for h, reason in expiring}
-    for reason in sorted(set(reasons.values())):
-        group = [h for h in holds if reasons[h.session_id] == reason]
-        await audit(conn, group, "system", "session.hold_expired", {}, reason)
+        .cte("audited")
+    )
+    writes = [expired, audited]
+    reserved = sorted({(h.enrollment_id, h.session_id) for h in holds if h.enrollment_id is not None})
+    if reserved:
+        writes.append(release_and_cancel(reserved, expired))
+    await conn.execute(select(func.count()).select_from(expired).add_cte(*writes))
     return len(holds)
+
+
+def release_and_cancel(reserved: list[tuple[UUID, UUID]], expired: CTE) -> CTE:
+    """RELEASE what the expired holds reserved (``sessions_scheduled`` down by what was written),
+    and cancel ``pending_payment`` enrollments left with no live session: one UPDATE, as a row may
+    be updated once per statement. ``expired`` is not visible to this statement's snapshot, so the
+    sessions it expires are left out of "live" by id."""
+    released = ledger.releases(reserved).cte("released")
+    moved = (
+        select(released.c.enrollment_id, func.count().label("n"))
+        .group_by(released.c.enrollment_id)
+        .subquery()
+    )
+    targets = select(
+        func.unnest(literal(sorted({enrollment for enrollment, _ in reserved}), UUID_ARRAY)).label(
+            "enrollment_id"
+        )
+    ).subquery("targets")
+    counts = (
+        select(targets.c.enrollment_id, func.coalesce(moved.c.n, 0).label("n"))
+        .select_from(targets.outerjoin(moved, moved.c.enrollment_id == targets.c.enrollment_id))
+        .subquery("counts")
+    )
+    other = class_sessions.alias("other")
+    still_used = select(other.c.id).where(
+        other.c.enrollment_id == e.id,
+        other.c.status != "expired",
+        other.c.id.not_in(select(expired.c.id)),
+    )
+    unused = and_(e.status == "pending_payment", ~still_used.exists())
+    return (
+        update(enrollments)
+        .where(e.id == counts.c.enrollment_id, or_(counts.c.n > 0, unused))
+        .values(
+            sessions_scheduled=case(
+                (counts.c.n > 0, ledger.scheduled_plus(-counts.c.n)), else_=e.sessions_scheduled
+            ),
+            status=case((unused, literal("cancelled", enum("enrollment_status"))), else_=e.status),
+            updated_at=func.now(),
+        )
+        .cte("released_and_cancelled")
+    )
 
 
 async def record_first_purchases(conn: AsyncConnection, grants: list) -> None:
