@@ -3,7 +3,8 @@
 Batches are sized by time, not by a constant: a batch is one transaction and holds its row locks
 until it commits, so what must stay bounded is its length, whatever the table size. ``BatchSize``
 doubles the batch while full batches commit in well under the target (half of it) and scales it
-down in proportion when one takes longer; ``JOBFLEET_SWEEP_BATCH_SIZE`` caps it.
+down in proportion (at most by half, never below a tenth of the first batch) when one takes longer;
+``JOBFLEET_SWEEP_BATCH_SIZE`` caps it.
 
 Sweeps that walk an index pass a keyset cursor from batch to batch: the next batch starts at the
 last key the previous one saw, so it does not re-read the index entries that earlier batches left
@@ -41,19 +42,23 @@ class BatchSize:
     ceiling: int
     target_s: float
     rows: int = 0
+    floor: int = 1
 
     def __post_init__(self) -> None:
         self.rows = self.rows or self.ceiling
+        self.floor = min(self.floor, self.ceiling)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "BatchSize":
-        ceiling = settings.sweep_batch_size
-        return cls(ceiling, settings.sweep_batch_target_ms / 1000, min(settings.sweep_batch_first, ceiling))
+        ceiling, first = settings.sweep_batch_size, settings.sweep_batch_first
+        return cls(ceiling, settings.sweep_batch_target_ms / 1000, min(first, ceiling), max(first // 10, 1))
 
     def observe(self, taken: int, elapsed_s: float) -> None:
         if elapsed_s > self.target_s:
-            # proportionally smaller, so one slow batch (a cold cache, a lock wait) is not repeated
-            self.rows = max(1, int(self.rows * self.target_s / elapsed_s))
+            # smaller in proportion, but at most halved and never below the floor: part of a
+            # batch's time does not depend on its size (a lock wait, a cold cache, a scan), and
+            # shrinking the batch cannot remove it, only multiply it
+            self.rows = max(self.floor, int(self.rows * max(0.5, self.target_s / elapsed_s)))
         elif taken >= self.rows and elapsed_s < self.target_s / 2:
             # only a full batch says anything about a bigger one
             self.rows = min(self.ceiling, self.rows * 2)

@@ -12,7 +12,8 @@ disjoint batches; the EXPIRE idempotency key guards the ledger, and the notice i
 statement that runs after the lock is held, so it sees any notice an earlier holder committed.
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
+from uuid import UUID
 
 import structlog
 from sqlalchemy import String, cast, exists, func, literal, or_, select
@@ -52,44 +53,63 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     notice_window = timedelta(days=deps.settings.credits_expiry_notice_days)
 
     async def step(conn: AsyncConnection, limit: int, cursor: Cursor | None) -> Taken:
-        expired, noticed = cursor or (None, None)
-        taken = await expire_batch(conn, limit=limit, after=expired)
-        notices = await notice_batch(conn, window=notice_window, limit=limit, after=noticed)
+        expiring, noticing = cursor or (None, None)
+        taken = await expire_batch(conn, limit=limit, listed=expiring)
+        notices = await notice_batch(conn, window=notice_window, limit=limit, listed=noticing)
         return Taken(
-            taken.rows + notices.rows,
-            {**taken.counts, **notices.counts},
-            (taken.cursor or expired, notices.cursor or noticed),
+            taken.rows + notices.rows, {**taken.counts, **notices.counts}, (taken.cursor, notices.cursor)
         )
 
-    return await sweep_in_transactions(
-        deps.pinteach,
-        step,
-        settings=deps.settings,
-        keys=SUMMARY_KEYS,
-    )
+    return await sweep_in_transactions(deps.pinteach, step, settings=deps.settings, keys=SUMMARY_KEYS)
 
 
-# The valid_until of the last enrollment each part of a batch locked: the next batch starts there.
-Cursor = tuple[datetime | None, datetime | None]
+# What each part of the sweep has left of the ids its last scan listed.
+Cursor = tuple[list[UUID] | None, list[UUID] | None]
+# Ids one scan lists: a sweep scans enrollments once per this many due rows, not once per batch.
+SCAN_ROWS = 100_000
 
 
-async def lock(conn: AsyncConnection, *where, limit: int, after: datetime | None) -> list:
-    # No index serves valid_until: the schema's owners have none, so this scans enrollments; the
-    # cursor spares the sort of what earlier batches took.
-    keyset = () if after is None else (e.valid_until >= after,)
-    return (
-        await conn.execute(
-            select(e.id, e.valid_until)
-            .where(*where, *keyset)
-            .order_by(e.valid_until)
-            .limit(limit)
-            .with_for_update(skip_locked=True, key_share=True)
-        )
-    ).all()
+async def lock(
+    conn: AsyncConnection, *where, limit: int, listed: list[UUID] | None
+) -> tuple[list, list[UUID]]:
+    """Lock up to ``limit`` enrollments matching ``where``, oldest valid_until first; return them and
+    what is left of the list.
+
+    No index serves valid_until (the schema's owners have none), so finding due rows scans
+    enrollments. A scan lists the due ids in valid_until order without locking them (up to
+    ``SCAN_ROWS``); batches then lock from the list by primary key, rechecking ``where`` under the
+    lock, so a row another sweep took meanwhile is skipped. When the list runs out, the next batch
+    scans again: rows that became due later, or were held by a transaction that rolled back, are
+    found then.
+    """
+    scanned = False
+    while True:
+        if not listed:
+            if scanned:
+                return [], []
+            listed = list(
+                (
+                    await conn.execute(select(e.id).where(*where).order_by(e.valid_until).limit(SCAN_ROWS))
+                ).scalars()
+            )
+            scanned = True
+            if not listed:
+                return [], []
+        chunk, listed = listed[:limit], listed[limit:]
+        locked = (
+            await conn.execute(
+                select(e.id)
+                .where(e.id == func.any(literal(chunk, UUID_ARRAY)), *where)
+                .order_by(e.valid_until)
+                .with_for_update(skip_locked=True, key_share=True)
+            )
+        ).all()
+        if locked:
+            return locked, listed
 
 
-async def expire_batch(conn: AsyncConnection, *, limit: int, after: datetime | None = None) -> Taken:
-    due = await lock(conn, *DUE, limit=limit, after=after)
+async def expire_batch(conn: AsyncConnection, *, limit: int, listed: list[UUID] | None = None) -> Taken:
+    due, rest = await lock(conn, *DUE, limit=limit, listed=listed)
     if not due:
         return Taken(0)
     expiry = await expire_enrollments(conn, [d.id for d in due])
@@ -101,11 +121,11 @@ async def expire_batch(conn: AsyncConnection, *, limit: int, after: datetime | N
         credits=expiry.credits_expired,
     )
     counts = {"expired": expiry.expired, "credits_expired": expiry.credits_expired}
-    return Taken(len(due), counts, due[-1].valid_until)
+    return Taken(len(due), counts, rest)
 
 
 async def notice_batch(
-    conn: AsyncConnection, *, window: timedelta, limit: int, after: datetime | None = None
+    conn: AsyncConnection, *, window: timedelta, limit: int, listed: list[UUID] | None = None
 ) -> Taken:
     expiring = (
         e.status == "active",
@@ -115,7 +135,7 @@ async def notice_batch(
         REMAINING > 0,
         ~NOTICE_SENT,
     )
-    candidates = await lock(conn, *expiring, limit=limit, after=after)
+    candidates, rest = await lock(conn, *expiring, limit=limit, listed=listed)
     if not candidates:
         return Taken(0, {"expiring_notices": 0})
     # A new statement, so a new snapshot: a notice that another sweep committed before we took the
@@ -165,4 +185,4 @@ async def notice_batch(
     sent = (await conn.execute(select(func.count()).select_from(written).add_cte(notified))).scalar_one()
     if sent:
         log.info("enrollment_expiry_notices_sent", notices=sent)
-    return Taken(len(candidates), {"expiring_notices": sent}, candidates[-1].valid_until)
+    return Taken(len(candidates), {"expiring_notices": sent}, rest)
