@@ -53,18 +53,28 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     notice_window = timedelta(days=deps.settings.credits_expiry_notice_days)
 
     async def step(conn: AsyncConnection, limit: int, cursor: Cursor | None) -> Taken:
+        # a part whose batch found nothing is done for this run (None: not started yet)
         expiring, noticing = cursor or (None, None)
-        taken = await expire_batch(conn, limit=limit, listed=expiring)
-        notices = await notice_batch(conn, window=notice_window, limit=limit, listed=noticing)
+        taken = (
+            Taken(0, {}, DONE) if expiring is DONE else await expire_batch(conn, limit=limit, listed=expiring)
+        )
+        notices = (
+            Taken(0, {}, DONE)
+            if noticing is DONE
+            else await notice_batch(conn, window=notice_window, limit=limit, listed=noticing)
+        )
         return Taken(
-            taken.rows + notices.rows, {**taken.counts, **notices.counts}, (taken.cursor, notices.cursor)
+            taken.rows + notices.rows,
+            {**taken.counts, **notices.counts},
+            (taken.cursor if taken.rows else DONE, notices.cursor if notices.rows else DONE),
         )
 
     return await sweep_in_transactions(deps.pinteach, step, settings=deps.settings, keys=SUMMARY_KEYS)
 
 
-# What each part of the sweep has left of the ids its last scan listed.
+# What each part of the sweep has left of the ids its last scan listed, or DONE.
 Cursor = tuple[list[UUID] | None, list[UUID] | None]
+DONE: list[UUID] = []
 # Ids one scan lists: a sweep scans enrollments once per this many due rows, not once per batch.
 SCAN_ROWS = 100_000
 
