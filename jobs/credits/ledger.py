@@ -93,20 +93,17 @@ def row(action: str, amount: int, actor: str, *, enrollment_id, session_id, stud
     }
 
 
-async def write(conn: AsyncConnection, rows: list[dict]) -> list:
-    """Insert these rows (from ``row``) where their keys are new; return those written."""
-    if not rows:
-        return []
+def writes(rows: list[dict]) -> Insert:
+    """Insert these rows (from ``row``) where their keys are new, returning those written (action,
+    enrollment_id, student_id, teacher_id): a statement to run, or to fold into one as a CTE."""
     return (
-        await conn.execute(
-            insert(credit_ledger)
-            .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=[ledger.idempotency_key], index_where=ledger.idempotency_key.is_not(None)
-            )
-            .returning(ledger.action, ledger.enrollment_id, ledger.student_id, ledger.teacher_id)
+        insert(credit_ledger)
+        .values(rows)
+        .on_conflict_do_nothing(
+            index_elements=[ledger.idempotency_key], index_where=ledger.idempotency_key.is_not(None)
         )
-    ).all()
+        .returning(ledger.action, ledger.enrollment_id, ledger.student_id, ledger.teacher_id)
+    )
 
 
 async def release(conn: AsyncConnection, reserved: Iterable[tuple[UUID, UUID]], *where) -> list[UUID]:

@@ -5,7 +5,6 @@ holds (FOR UPDATE SKIP LOCKED) and then their enrollments through ``lock_enrollm
 before anything here writes, so that batches sharing an enrollment queue up instead of deadlocking.
 """
 
-from collections import Counter
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -72,14 +71,16 @@ class Hold:
 
 
 async def confirm(conn: AsyncConnection, paid: list[tuple[Hold, Checkout]], totals: dict) -> int:
-    """Stripe says these holds were paid: book them as if the webhook had arrived."""
+    """Stripe says these holds were paid: book them as if the webhook had arrived. One statement
+    (sessions, payments, ledger, enrollments, audit as CTEs), then the first-purchase events."""
     if not paid:
         return 0
     ids = [h.session_id for h, _ in paid]
-    await conn.execute(
+    booked = (
         update(class_sessions)
         .where(cs.id.in_(ids), cs.status == "hold")
         .values(status="scheduled", updated_at=func.now())
+        .cte("booked")
     )
     payments = values(
         column("session_id", Uuid),
@@ -89,7 +90,7 @@ async def confirm(conn: AsyncConnection, paid: list[tuple[Hold, Checkout]], tota
         name="stripe_says",
     ).data([(h.session_id, c.payment_intent_id, c.amount_total, c.currency) for h, c in paid])
     sp = session_payment.c
-    await conn.execute(
+    recorded = (
         update(session_payment)
         .where(sp.session_id == payments.c.session_id)
         .values(
@@ -97,31 +98,64 @@ async def confirm(conn: AsyncConnection, paid: list[tuple[Hold, Checkout]], tota
             amount_paid=func.coalesce(payments.c.amount_paid, sp.amount_paid),
             currency=func.coalesce(payments.c.currency, sp.currency),
         )
+        .cte("recorded")
     )
-    enrollment_ids = sorted({h.enrollment_id for h, _ in paid if h.enrollment_id is not None})
-    if enrollment_ids:
-        await conn.execute(
-            update(enrollments)
-            .where(e.id.in_(enrollment_ids), e.status == "pending_payment")
-            .values(status="active", updated_at=func.now())
-        )
-
-    bookings = [h for h, _ in paid if h.books_a_credit]
+    audited = audit([(h, c.id) for h, c in paid], "stripe", "session.hold_confirmed", "paid", checkout=True)
     entries: dict[str, dict] = {}
-    for h in bookings:
+    for h in (h for h, _ in paid if h.books_a_credit):
         total = totals.get(h.enrollment_id)
         for entry in (
             h.entry("GRANT", 1 if total is None else total, "stripe"),
             h.entry("RESERVE", 1, "system"),
         ):
             entries[entry["idempotency_key"]] = entry
-    written = await ledger.write(conn, list(entries.values()))
-    await ledger.move_scheduled(conn, Counter(r.enrollment_id for r in written if r.action == "RESERVE"))
-    await record_first_purchases(conn, [r for r in written if r.action == "GRANT"])
-
-    checkout_of = {h.session_id: c.id for h, c in paid}
-    await audit(conn, [h for h, _ in paid], "stripe", "session.hold_confirmed", checkout_of, "paid")
+    writes: list[CTE] = [booked, recorded, audited]
+    enrollment_ids = sorted({h.enrollment_id for h, _ in paid if h.enrollment_id is not None})
+    if not entries:
+        if enrollment_ids:
+            writes.append(activate(enrollment_ids, None))
+        await conn.execute(select(func.count()).select_from(booked).add_cte(*writes))
+        return len(paid)
+    written = ledger.writes(list(entries.values())).cte("written")
+    writes.append(activate(enrollment_ids, written))
+    rows = (await conn.execute(select(written).add_cte(*writes))).all()
+    await record_first_purchases(conn, [r for r in rows if r.action == "GRANT"])
     return len(paid)
+
+
+def activate(enrollment_ids: list[UUID], written: CTE | None) -> CTE:
+    """Paid enrollments become ``active``, and ``sessions_scheduled`` grows by the RESERVE rows
+    this statement wrote: one UPDATE, as a row may be updated once per statement."""
+    targets = select(func.unnest(literal(enrollment_ids, UUID_ARRAY)).label("enrollment_id")).subquery(
+        "targets"
+    )
+    if written is None:
+        counts = select(targets.c.enrollment_id, literal(0).label("n")).subquery("counts")
+    else:
+        reserved = (
+            select(written.c.enrollment_id, func.count().label("n"))
+            .where(written.c.action == "RESERVE")
+            .group_by(written.c.enrollment_id)
+            .subquery("reserved")
+        )
+        counts = (
+            select(targets.c.enrollment_id, func.coalesce(reserved.c.n, 0).label("n"))
+            .select_from(targets.outerjoin(reserved, reserved.c.enrollment_id == targets.c.enrollment_id))
+            .subquery("counts")
+        )
+    pending = e.status == "pending_payment"
+    return (
+        update(enrollments)
+        .where(e.id == counts.c.enrollment_id, or_(pending, counts.c.n > 0))
+        .values(
+            status=case((pending, literal("active", enum("enrollment_status"))), else_=e.status),
+            sessions_scheduled=case(
+                (counts.c.n > 0, ledger.scheduled_plus(counts.c.n)), else_=e.sessions_scheduled
+            ),
+            updated_at=func.now(),
+        )
+        .cte("activated")
+    )
 
 
 async def expire(conn: AsyncConnection, expiring: list[tuple[Hold, str]]) -> int:
@@ -130,34 +164,14 @@ async def expire(conn: AsyncConnection, expiring: list[tuple[Hold, str]]) -> int
     if not expiring:
         return 0
     holds = [h for h, _ in expiring]
-    batch = unnest(
-        "batch",
-        session_id=([h.session_id for h in holds], Uuid),
-        teacher_id=([h.teacher_id for h in holds], Uuid),
-        reason=([reason for _, reason in expiring], String),
-    )
     expired = (
         update(class_sessions)
-        .where(cs.id.in_(select(batch.c.session_id)), cs.status == "hold")
+        .where(cs.id == func.any(literal([h.session_id for h in holds], UUID_ARRAY)), cs.status == "hold")
         .values(status="expired", updated_at=func.now())
         .returning(cs.id)
         .cte("expired")
     )
-    audited = (
-        insert(audit_logs)
-        .from_select(
-            ["teacher_id", "actor_type", "action", "entity_type", "entity_id", "metadata"],
-            select(
-                batch.c.teacher_id,
-                literal("system", enum("audit_actor_type")),
-                literal("session.hold_expired", String),
-                literal("class_session", String),
-                batch.c.session_id,
-                func.jsonb_build_object(literal("reason", String), batch.c.reason),
-            ),
-        )
-        .cte("audited")
-    )
+    audited = audit(expiring, "system", "session.hold_expired", None)
     writes = [expired, audited]
     reserved = sorted({(h.enrollment_id, h.session_id) for h in holds if h.enrollment_id is not None})
     if reserved:
@@ -214,7 +228,8 @@ async def record_first_purchases(conn: AsyncConnection, grants: list) -> None:
     if not buyers:
         return
     # Two batches confirming different enrollments of one student would both see no event yet:
-    # a per-student transaction lock, taken in id order, makes the second one see the first's.
+    # a per-student transaction lock, taken in id order, makes the second one see the first's
+    # (the insert below is a new statement, so its snapshot is taken after the lock).
     await conn.execute(
         text(
             "SELECT pg_advisory_xact_lock(hashtextextended('jobfleet.first_purchase:' || s::text, 0)) "
@@ -223,47 +238,68 @@ async def record_first_purchases(conn: AsyncConnection, grants: list) -> None:
         {"students": sorted(buyers)},
     )
     ev = student_lifecycle_events.c
-    seen = set(
-        (
-            await conn.execute(
-                select(ev.student_id).where(
-                    ev.student_id.in_(list(buyers)), ev.event_type == "first_purchase"
-                )
-            )
-        ).scalars()
+    firsts = unnest(
+        "firsts",
+        student_id=(buyers.keys(), Uuid),
+        teacher_id=([g.teacher_id for g in buyers.values()], Uuid),
+        enrollment_id=([str(g.enrollment_id) for g in buyers.values()], String),
     )
-    events = [
-        {
-            "teacher_id": g.teacher_id,
-            "student_id": student,
-            "event_type": "first_purchase",
-            "metadata": {"enrollment_id": str(g.enrollment_id), "source": "stripe_checkout"},
-        }
-        for student, g in buyers.items()
-        if student not in seen
-    ]
-    if events:
-        await conn.execute(student_lifecycle_events.insert().values(events))
-
-
-async def audit(
-    conn: AsyncConnection, holds: list[Hold], actor: str, action: str, checkouts: dict, reason: str
-) -> None:
-    if not holds:
-        return
     await conn.execute(
-        audit_logs.insert().values(
-            [
-                {
-                    "teacher_id": h.teacher_id,
-                    "actor_type": actor,
-                    "action": action,
-                    "entity_type": "class_session",
-                    "entity_id": h.session_id,
-                    "metadata": {"reason": reason}
-                    | ({"checkout_session_id": checkouts[h.session_id]} if h.session_id in checkouts else {}),
-                }
-                for h in holds
-            ]
+        insert(student_lifecycle_events).from_select(
+            ["teacher_id", "student_id", "event_type", "metadata"],
+            select(
+                firsts.c.teacher_id,
+                firsts.c.student_id,
+                literal("first_purchase", enum("lifecycle_event_type")),
+                func.jsonb_build_object(
+                    literal("enrollment_id", String),
+                    firsts.c.enrollment_id,
+                    literal("source", String),
+                    literal("stripe_checkout", String),
+                ),
+            ).where(
+                ~select(ev.id)
+                .where(ev.student_id == firsts.c.student_id, ev.event_type == "first_purchase")
+                .exists()
+            ),
         )
+    )
+
+
+def audit(
+    holds: list[tuple[Hold, str]], actor: str, action: str, reason: str | None, *, checkout: bool = False
+) -> CTE:
+    """One audit row per hold, as an INSERT CTE. Each hold comes with its reason, or with its
+    Checkout Session's id (``checkout``) and the shared ``reason``."""
+    batch = unnest(
+        "audited_holds",
+        session_id=([h.session_id for h, _ in holds], Uuid),
+        teacher_id=([h.teacher_id for h, _ in holds], Uuid),
+        detail=([d for _, d in holds], String),
+    )
+    b = batch.c
+    metadata = (
+        func.jsonb_build_object(
+            literal("reason", String),
+            literal(reason, String),
+            literal("checkout_session_id", String),
+            b.detail,
+        )
+        if checkout
+        else func.jsonb_build_object(literal("reason", String), b.detail)
+    )
+    return (
+        insert(audit_logs)
+        .from_select(
+            ["teacher_id", "actor_type", "action", "entity_type", "entity_id", "metadata"],
+            select(
+                b.teacher_id,
+                literal(actor, enum("audit_actor_type")),
+                literal(action, String),
+                literal("class_session", String),
+                b.session_id,
+                metadata,
+            ),
+        )
+        .cte("audited")
     )
