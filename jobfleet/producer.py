@@ -7,10 +7,15 @@ Needs only arq, redis and pydantic. Usage::
                                         defer_until=scheduled_for)
         ...
         await producer.cancel(job_id)
+
+Behind Redis Sentinel: ``Producer.from_url("redis+sentinel://h1:26379,h2:26379/mymaster/0")``. With
+``durable_replicas=1`` an enqueue returns only once a replica holds the job (Redis ``WAIT``): Redis
+replicates asynchronously, so without it a job acknowledged just before a failover can vanish.
 """
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
@@ -23,6 +28,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobfleet import keys, wire
 from jobfleet.catalog import JobSpec, spec_for
+from jobfleet.connect import connect
+from jobfleet.redis_target import RedisTarget
+
+try:  # OpenTelemetry is optional: the producer needs only arq, redis and pydantic
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import SpanKind
+
+    _tracer: Any = trace.get_tracer("jobfleet.producer")
+except ImportError:  # pragma: no cover - exercised by the producer's clean-venv test
+    _tracer = None
 
 # One job, created only if neither a queued/running job nor a kept result has its id.
 _ENQUEUE = """
@@ -67,6 +82,11 @@ class ProducerUnavailable(RuntimeError):
     """Redis did not take the job: nothing was enqueued, the caller must retry or fail."""
 
 
+class NotReplicated(ProducerUnavailable):
+    """Durable enqueue: the master took the job but too few replicas confirmed it in time, so a
+    failover now could lose it. Enqueue again with the same key: that adds nothing if it is there."""
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     name: str
@@ -74,6 +94,11 @@ class Job:
     key: str | None = None
     defer_until: datetime | None = None
     defer_by: timedelta | float | None = None
+
+
+def destination(queue: str) -> str:
+    """A queue's short name (``default``) as messaging spans name their destination."""
+    return queue.rsplit(":", 1)[-1]
 
 
 def validate(name: str, payload: Mapping[str, Any] | None) -> tuple[JobSpec, dict[str, Any]]:
@@ -98,6 +123,31 @@ def _check_key(name: str, key: str | None) -> None:
         raise ValueError(f"key for job {name!r} is not valid text: {e.reason}") from None
 
 
+@contextmanager
+def _sending(destination: str, count: int) -> Iterator[dict[str, str] | None]:
+    """A PRODUCER span around an enqueue, and the W3C context the job documents carry: the caller's
+    trace (a web request, say) continues into the job's run. Without a tracer configured in the
+    process, nothing is injected."""
+    if _tracer is None:
+        yield None
+        return
+    attributes = {
+        "messaging.system": "jobfleet",
+        "messaging.operation.name": "send",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": destination,
+        "messaging.batch.message_count": count,
+    }
+    with _tracer.start_as_current_span(f"send {destination}", kind=SpanKind.PRODUCER, attributes=attributes):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        yield trace_context_of(carrier)
+
+
+def trace_context_of(carrier: Mapping[str, str]) -> dict[str, str] | None:
+    return wire.trace_context(dict(carrier))
+
+
 def job_id_for(name: str, key: str | None) -> str:
     return f"{name}:{key}" if key else uuid.uuid4().hex
 
@@ -116,14 +166,26 @@ def _score_ms(now_ms: int, defer_until: datetime | None, defer_by: timedelta | f
 
 
 class Producer:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, durable_replicas: int = 0, durable_timeout_s: float = 1.0) -> None:
         self.redis = redis
+        self.durable_replicas = durable_replicas
+        self.durable_timeout_s = durable_timeout_s
         self._enqueue = redis.register_script(_ENQUEUE)
         self._cancel = redis.register_script(_CANCEL)
 
     @classmethod
-    def from_url(cls, url: str) -> Self:
-        return cls(Redis.from_url(url))
+    def from_url(
+        cls,
+        url: str,
+        *,
+        sentinels: str | None = None,
+        master: str | None = None,
+        durable_replicas: int = 0,
+        durable_timeout_s: float = 1.0,
+    ) -> Self:
+        """A producer for a ``redis://`` or ``redis+sentinel://`` URL (see ``jobfleet.redis_target``)."""
+        target = RedisTarget.parse(url, sentinels=sentinels, master=master)
+        return cls(connect(target), durable_replicas=durable_replicas, durable_timeout_s=durable_timeout_s)
 
     async def __aenter__(self) -> Self:
         return self
@@ -134,11 +196,13 @@ class Producer:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    def prepare(self, job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
+    def prepare(
+        self, job: Job, now_ms: int, trace_context: dict[str, str] | None = None
+    ) -> tuple[list[str], list[Any], str]:
         spec, payload = validate(job.name, job.payload)
         _check_key(job.name, job.key)
         job_id = job_id_for(job.name, job.key)
-        document = wire.job_document(spec.name, payload, now_ms)
+        document = wire.job_document(spec.name, payload, now_ms, trace_context)
         if len(document) > wire.MAX_JOB_BYTES:
             raise ValueError(
                 f"payload for job {job.name!r} is {len(document)} bytes; the limit is "
@@ -160,27 +224,55 @@ class Producer:
     ) -> str:
         """Enqueue one job and return its id. With ``key``, a second enqueue while the first job is
         queued, running or its result kept returns the same id and adds nothing."""
-        job_keys, args, job_id = self.prepare(
-            Job(name, payload or {}, key, defer_until, defer_by), wire.now_ms()
-        )
-        await self._reconnecting(
-            lambda: self._enqueue(keys=job_keys, args=args), f"job {name!r} was not enqueued"
-        )
-        return job_id
+        job = Job(name, payload or {}, key, defer_until, defer_by)
+        with _sending(destination(spec_for(name).queue), 1) as context:
+            job_keys, args, job_id = self.prepare(job, wire.now_ms(), context)
+            failure = f"job {name!r} was not enqueued"
+            if not self.durable_replicas:
+                await self._reconnecting(lambda: self._enqueue(keys=job_keys, args=args), failure)
+                return job_id
+
+            async def send(pipe: Any) -> None:
+                await self._enqueue(keys=job_keys, args=args, client=pipe)
+
+            await self._reconnecting(lambda: self._pipelined(send, 1, f"job {job_id!r}"), failure)
+            return job_id
 
     async def enqueue_many(self, jobs: Iterable[Job]) -> list[str]:
         """Validate every job first, then enqueue them all through one pipeline."""
+        jobs = list(jobs)
+        queues = {spec_for(job.name).queue for job in jobs}
+        with _sending(destination(queues.pop()) if len(queues) == 1 else "(several)", len(jobs)) as context:
+            return await self._enqueue_many(jobs, context)
+
+    async def _enqueue_many(self, jobs: list[Job], context: dict[str, str] | None) -> list[str]:
         now = wire.now_ms()
-        prepared = [self.prepare(job, now) for job in jobs]
+        prepared = [self.prepare(job, now, context) for job in jobs]
 
-        async def send() -> None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job_keys, args, _ in prepared:
-                    await self._enqueue(keys=job_keys, args=args, client=pipe)
-                await pipe.execute()
+        async def send(pipe: Any) -> None:
+            for job_keys, args, _ in prepared:
+                await self._enqueue(keys=job_keys, args=args, client=pipe)
 
-        await self._reconnecting(send, f"{len(prepared)} jobs were not enqueued")
+        what = f"{len(prepared)} jobs"
+        await self._reconnecting(
+            lambda: self._pipelined(send, len(prepared), what), f"{what} were not enqueued"
+        )
         return [job_id for _, _, job_id in prepared]
+
+    async def _pipelined(self, add: Callable[[Any], Awaitable[None]], count: int, what: str) -> None:
+        """Send ``count`` scripts in one pipeline; when durable, WAIT on the same connection (it
+        counts the replicas that acknowledged this connection's writes)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await add(pipe)
+            if self.durable_replicas:
+                pipe.execute_command("WAIT", self.durable_replicas, int(self.durable_timeout_s * 1000))
+            results = await pipe.execute()
+        if self.durable_replicas and (acked := int(results[count])) < self.durable_replicas:
+            raise NotReplicated(
+                f"{what} reached the Redis master but {acked} of {self.durable_replicas} replica(s) "
+                f"confirmed within {self.durable_timeout_s:g} s: a failover now could lose it; "
+                "enqueue again with the same key"
+            )
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started yet (a deferred one, typically). False if it is running,

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobfleet.redis_target import RedisTarget, RedisTargetError
 
 SCHEDULES_DIR = Path(__file__).resolve().parent.parent / "schedules"
 
@@ -21,9 +23,17 @@ def _check_scheme(url: str, allowed: tuple[str, ...], what: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JOBFLEET_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="JOBFLEET_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis Sentinel (or a redis+sentinel:// URL): "host:port,host:port" and the master's name
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str | None = None
+    # Opt-in durable enqueue: the producer waits until this many replicas hold each job (WAIT)
+    redis_durable_replicas: int = Field(default=0, ge=0, le=10)
+    redis_durable_timeout_s: float = Field(default=1.0, gt=0, le=30)
     pinteach_dsn: str = "postgresql://postgres@127.0.0.1:5432/pinteach"
     pickatale_dsn: str = "mysql://root@127.0.0.1:3306/"
     # Prepended to Pickatale's database names (account_center, telemetry, ...): lets tests and the
@@ -100,6 +110,17 @@ class Settings(BaseSettings):
     domain_health_cache_s: float = Field(default=30, ge=0)
     domain_health_timeout_s: float = Field(default=5, gt=0)
 
+    # Tracing: OpenTelemetry's own variables turn it on (the exporter reads the rest of OTEL_*)
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    otel_service_name: str | None = Field(default=None, validation_alias="OTEL_SERVICE_NAME")
+
     # Finished jobs kept in each history index (all, per job name, per status)
     history_max_jobs: int = Field(default=200_000, ge=100)
 
@@ -107,6 +128,30 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, v: str) -> str:
         return _check_scheme(v, ("redis", "rediss", "unix"), "a Redis URL")
+
+    @model_validator(mode="after")
+    def _redis_target(self) -> "Settings":
+        try:
+            self.redis_target  # noqa: B018 (parsing is the check)
+        except RedisTargetError as e:
+            variable = "redis_sentinels" if self.redis_sentinels else "redis_url"
+            raise ValueError(f"{variable}: {e}") from None
+        return self
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Off by default; on with an OTLP endpoint or ``OTEL_TRACES_EXPORTER=otlp|console``."""
+        if self.otel_sdk_disabled or self.otel_traces_exporter == "none":
+            return False
+        return self.otel_traces_exporter in ("otlp", "console") or bool(
+            self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint
+        )
+
+    @property
+    def redis_target(self) -> RedisTarget:
+        return RedisTarget.parse(
+            self.redis_url, sentinels=self.redis_sentinels, master=self.redis_sentinel_master
+        )
 
     @field_validator("stripe_api_base")
     @classmethod
@@ -133,7 +178,10 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
         first = e.errors()[0]
-        variable = "JOBFLEET_" + str(first["loc"][0]).upper() if first["loc"] else "JOBFLEET_*"
         message = first["msg"].removeprefix("Value error, ")
+        field = str(first["loc"][0]) if first["loc"] else None
+        if field is None and (named := message.partition(": "))[0] in Settings.model_fields:
+            field, message = named[0], named[2]  # a check across fields names the one at fault
+        variable = "JOBFLEET_" + field.upper() if field else "JOBFLEET_*"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise ConfigError(f"{variable}: {message}{more}") from None

@@ -7,6 +7,7 @@ read-only transaction, and reports every violation with the ids involved.
 import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -14,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.pickatale import events
 from jobfleet.settings import Settings
+
+EXIT_VIOLATIONS, EXIT_CRASHED = 1, 2
 
 # Sessions that hold a booked credit: not yet consumed, not released.
 BOOKED = "('scheduled', 'in_progress', 'pending_confirmation', 'pending_review')"
@@ -38,8 +41,15 @@ class Check:
 
     def violations(self, rows: list[Any]) -> Iterator[Violation]:
         for row in rows:
-            values = row._asdict()
+            values = {k: _plain(v) for k, v in row._asdict().items()}
             yield Violation(self.name, self.message.format(**values), values)
+
+
+def _plain(value: Any) -> Any:
+    # PostgreSQL's sum() of integers is numeric: counts come back as Decimal, which JSON cannot hold
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 PINTEACH_CHECKS = (
@@ -226,4 +236,4 @@ async def main(settings: Settings, args: argparse.Namespace) -> int:
         )
     if not args.json:
         print(f"{len(found)} violation(s)" if found else "all invariants hold")
-    return 1 if found else 0
+    return EXIT_VIOLATIONS if found else 0

@@ -10,14 +10,13 @@ import contextlib
 import signal
 
 import structlog
-from arq.connections import RedisSettings
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from jobs.deps import Deps
 from jobs.retention.policies import load_policies
-from workers import probe
+from workers import probe, tracing
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
@@ -63,7 +62,9 @@ class Fleet:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, sig)
         deps = Deps.from_settings(settings)
-        redis = Redis.from_url(settings.redis_url)
+        if tracing.configure(settings, [deps.pinteach, deps.pickatale]):
+            log.info("tracing_on", service=settings.otel_service_name or "jobfleet")
+        redis = connect(settings.redis_target)
         stats = Stats()
         failures = FailureRecord(redis)
         heartbeat = Heartbeat(
@@ -90,6 +91,7 @@ class Fleet:
             await asyncio.gather(*background, return_exceptions=True)
             with contextlib.suppress(RedisError, OSError):
                 await heartbeat.remove()
+            await asyncio.to_thread(tracing.shutdown)  # export the last spans (blocks: a thread)
             await deps.close()
             await redis.aclose()
             log.info("fleet_stopped", worker_id=self.worker_id, jobs=dict(stats.totals))
@@ -105,7 +107,7 @@ class Fleet:
                 deps=deps,
                 failures=failures,
                 stats=stats,
-                redis_settings=RedisSettings.from_dsn(settings.redis_url),
+                redis_target=settings.redis_target,
                 max_jobs=settings.worker_max_jobs,
                 poll_delay_s=settings.worker_poll_delay_s,
                 shutdown_grace_s=settings.shutdown_grace_s,
@@ -122,12 +124,15 @@ class Fleet:
                     return
                 raise
             except (RedisError, OSError) as e:
+                if self.burst:  # a one-off run reports the outage rather than wait it out
+                    raise
                 if "redis" in worker.ctx:
                     delay_s = 1.0  # it had connected (arq puts its pool in ctx): a new outage
                 running = [t for t in worker.tasks.values() if not t.done()]
                 log.error(
                     "worker_redis_lost",
                     queue=queue,
+                    redis=settings.redis_target.describe(),
                     error=str(e),
                     reconnect_in_s=delay_s,
                     running=len(running),

@@ -14,10 +14,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from cli.main import build_parser
 from jobfleet import keys
 from jobfleet.settings import Settings
 from workers import probe
-from workers.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "ops" / "kubernetes"
@@ -174,7 +174,7 @@ async def test_a_running_worker_is_live_and_ready(env, redis, tmp_path):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "workers",
+            "cli",
             *args,
             env=worker_env,
             cwd=os.getcwd(),
@@ -187,7 +187,7 @@ async def test_a_running_worker_is_live_and_ready(env, redis, tmp_path):
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "workers",
+        "cli",
         "worker",
         "--queue",
         "default",
