@@ -20,7 +20,6 @@ from db.pinteach import (
 )
 from demo import rows
 from demo.rows import insert
-from jobs.credits import ledger
 
 
 async def seed_demo(conn: AsyncConnection) -> dict[str, Any]:
@@ -97,7 +96,7 @@ async def seed_demo(conn: AsyncConnection) -> dict[str, Any]:
             teacher_id=teacher,
             action="RESERVE",
             amount=1,
-            idempotency_key=ledger.key("RESERVE", enrollment, ahead, student),
+            idempotency_key=f"RESERVE:{enrollment}:{ahead}:{student}",
         )
     )
     await conn.execute(

@@ -23,7 +23,6 @@ from db.pinteach import (
 )
 from demo import rows
 from demo.rows import insert
-from jobs.credits import ledger
 
 
 async def seed_demo(conn: AsyncConnection) -> dict[str, int]:
@@ -94,7 +93,7 @@ async def seed_demo(conn: AsyncConnection) -> dict[str, int]:
                     action="RESERVE",
                     amount=1,
                     actor="student",
-                    idempotency_key=ledger.key("RESERVE", enrollment_id, session_id, student_id),
+                    idempotency_key=f"RESERVE:{enrollment_id}:{session_id}:{student_id}",
                 )
             )
     return {"holds_expired": 2, "holds_confirmed": 0}
