@@ -12,6 +12,7 @@ disjoint batches; the EXPIRE idempotency key guards the ledger, and the notice i
 statement that runs after the lock is held, so it sees any notice an earlier holder committed.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -72,40 +73,42 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     return await sweep_in_transactions(deps.pinteach, step, settings=deps.settings, keys=SUMMARY_KEYS)
 
 
-# What each part of the sweep has left of the ids its last scan listed, or DONE.
-Cursor = tuple[list[UUID] | None, list[UUID] | None]
-DONE: list[UUID] = []
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """What one part of the sweep has left of the due ids its last scan listed."""
+
+    ids: list[UUID]
+    complete: bool  # the scan listed every row due then (fewer than SCAN_ROWS)
+
+
+# Per part: None (not started), what is left of its list, or DONE (its last batch found nothing).
+Cursor = tuple[Listed | None, Listed | None]
+DONE = Listed([], True)
 # Ids one scan lists: a sweep scans enrollments once per this many due rows, not once per batch.
 SCAN_ROWS = 100_000
 
 
-async def lock(
-    conn: AsyncConnection, *where, limit: int, listed: list[UUID] | None
-) -> tuple[list, list[UUID]]:
+async def lock(conn: AsyncConnection, *where, limit: int, listed: Listed | None) -> tuple[list, Listed]:
     """Lock up to ``limit`` enrollments matching ``where``, oldest valid_until first; return them and
     what is left of the list.
 
     No index serves valid_until (the schema's owners have none), so finding due rows scans
     enrollments. A scan lists the due ids in valid_until order without locking them (up to
     ``SCAN_ROWS``); batches then lock from the list by primary key, rechecking ``where`` under the
-    lock, so a row another sweep took meanwhile is skipped. When the list runs out, the next batch
-    scans again: rows that became due later, or were held by a transaction that rolled back, are
-    found then.
+    lock, so a row another sweep took meanwhile is skipped. When the list runs out, the sweep scans
+    again only if the scan was cut at ``SCAN_ROWS``. Rows that became due during the run, or that
+    another transaction held and then rolled back, are taken by the next run (the next tick).
     """
     scanned = False
     while True:
-        if not listed:
-            if scanned:
-                return [], []
-            listed = list(
-                (
-                    await conn.execute(select(e.id).where(*where).order_by(e.valid_until).limit(SCAN_ROWS))
-                ).scalars()
-            )
-            scanned = True
-            if not listed:
-                return [], []
-        chunk, listed = listed[:limit], listed[limit:]
+        if listed is None or (not listed.ids and not listed.complete and not scanned):
+            ids = (
+                await conn.execute(select(e.id).where(*where).order_by(e.valid_until).limit(SCAN_ROWS))
+            ).scalars()
+            listed, scanned = Listed(found := list(ids), len(found) < SCAN_ROWS), True
+        if not listed.ids:
+            return [], listed
+        chunk, listed = listed.ids[:limit], Listed(listed.ids[limit:], listed.complete)
         locked = (
             await conn.execute(
                 select(e.id)
@@ -118,7 +121,7 @@ async def lock(
             return locked, listed
 
 
-async def expire_batch(conn: AsyncConnection, *, limit: int, listed: list[UUID] | None = None) -> Taken:
+async def expire_batch(conn: AsyncConnection, *, limit: int, listed: Listed | None = None) -> Taken:
     due, rest = await lock(conn, *DUE, limit=limit, listed=listed)
     if not due:
         return Taken(0)
@@ -135,7 +138,7 @@ async def expire_batch(conn: AsyncConnection, *, limit: int, listed: list[UUID] 
 
 
 async def notice_batch(
-    conn: AsyncConnection, *, window: timedelta, limit: int, listed: list[UUID] | None = None
+    conn: AsyncConnection, *, window: timedelta, limit: int, listed: Listed | None = None
 ) -> Taken:
     expiring = (
         e.status == "active",
