@@ -58,6 +58,24 @@ def _why_undecodable(raw: bytes) -> str:
     return "it decodes now"
 
 
+# arq's Worker methods FleetWorker copies (finish_job, and finish_failed_job in _finish_failed),
+# replaces (start_jobs, record_health) or wraps (main, _cancel_aborted_jobs, _poll_iteration), and the
+# private one it calls, with the sha256 of their source in arq 0.28.0, the version they were read in.
+# tests/workers/test_arq_surface.py fails, naming the method, when the installed arq's differs:
+# read the new version, carry the change over, then update the hash.
+ARQ_SURFACE = {
+    "main": "45ca1591c9717466eec76e17fa958f84acf6085103d692a84ee25d9904e7f8fc",
+    "finish_job": "903f09c92830d3fd8044e19cc409074d9b62143218f73c3101a1ef5f724b22ce",
+    "finish_failed_job": "3e16087f318a7acfbe79189a682d732fc43a3fce1917689e96990cb14d30bee2",
+    "start_jobs": "b45797cfa40bed7fe6e9b8b8100c5f5b4144fe85112155c4e355df6ed8521f5f",
+    "_cancel_aborted_jobs": "54575eaf8682f95be0d6ac5946c60bfdda41500552ac52975a4375d99f170c2f",
+    "_poll_iteration": "f8d39d823a0a59f27a45f1c0e80bee44e16219d5072235fbc81866402298322f",
+    "record_health": "108f4b8686c9402d52162af9db7e738df0627c6baf939cbb114ac298ac1c5d4f",
+    "_release_sem_dec_counter_on_complete": (
+        "0ed101482e942c33a64ccbe19eb3c4d29da9497258b1ffb1380da300da9bc481"
+    ),
+}
+
 # as arq's RedisSettings: conn_retries=5, conn_retry_delay=1
 CONNECT_TRIES = 6
 CONNECT_RETRY_DELAY_S = 1.0

@@ -21,7 +21,8 @@ from sqlalchemy import String, cast, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.pinteach import UUID_ARRAY, enrollments, enum, notifications, student_lifecycle_events
+from db.arrays import is_any
+from db.pinteach import enrollments, enum, notifications, student_lifecycle_events
 from jobfleet.payloads import Sweep
 from jobs.credits.closing import (
     CREDITS_EXPIRED,
@@ -112,7 +113,7 @@ async def lock(conn: AsyncConnection, *where, limit: int, listed: Listed | None)
         locked = (
             await conn.execute(
                 select(e.id)
-                .where(e.id == func.any(literal(chunk, UUID_ARRAY)), *where)
+                .where(is_any(e.id, chunk), *where)
                 .order_by(e.valid_until)
                 .with_for_update(skip_locked=True, key_share=True)
             )
@@ -170,7 +171,7 @@ async def notice_batch(
                     "credits_remaining",
                     REMAINING,
                 ),
-            ).where(e.id == func.any(literal([c.id for c in candidates], UUID_ARRAY)), *expiring),
+            ).where(is_any(e.id, (c.id for c in candidates)), *expiring),
         )
         .returning(events.teacher_id, events.student_id, events.metadata)
         .cte("written")

@@ -16,7 +16,8 @@ from sqlalchemy import CTE, ColumnElement, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.pinteach import UUID_ARRAY, contact_log, notifications, scheduled_messages
+from db.arrays import is_any
+from db.pinteach import contact_log, notifications, scheduled_messages
 
 m = scheduled_messages.c
 DUE = (m.status == "pending", m.scheduled_for <= func.now())
@@ -26,7 +27,7 @@ async def deliver_messages(conn: AsyncConnection, message_ids: Sequence[UUID]) -
     """Deliver those of these (locked) messages that are pending and due; return their ids."""
     if not message_ids:
         return []
-    sent, writes = deliver(m.id == func.any(literal(list(message_ids), UUID_ARRAY)))
+    sent, writes = deliver(is_any(m.id, message_ids))
     return list((await conn.execute(select(sent.c.id).add_cte(*writes))).scalars())
 
 

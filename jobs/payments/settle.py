@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.arrays import unnest
+from db.arrays import is_any, unnest
 from db.pinteach import (
     UUID_ARRAY,
     audit_logs,
@@ -38,7 +38,7 @@ from db.pinteach import (
     student_lifecycle_events,
 )
 from jobs.credits import ledger
-from jobs.payments.stripe_api import Checkout
+from jobs.stripe_api.client import Checkout
 
 cs = class_sessions.c
 e = enrollments.c
@@ -166,7 +166,7 @@ async def expire(conn: AsyncConnection, expiring: list[tuple[Hold, str]]) -> int
     holds = [h for h, _ in expiring]
     expired = (
         update(class_sessions)
-        .where(cs.id == func.any(literal([h.session_id for h in holds], UUID_ARRAY)), cs.status == "hold")
+        .where(is_any(cs.id, (h.session_id for h in holds)), cs.status == "hold")
         .values(status="expired", updated_at=func.now())
         .returning(cs.id)
         .cte("expired")

@@ -35,8 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.arrays import unnest
-from db.pinteach import UUID_ARRAY, enrollments, notifications, services, waitlist_entries
+from db.arrays import is_any, unnest
+from db.pinteach import enrollments, notifications, services, waitlist_entries
 
 w = waitlist_entries.c
 s = services.c
@@ -51,7 +51,7 @@ async def lock_services(conn: AsyncConnection, service_ids: Iterable[UUID]) -> l
         (
             await conn.execute(
                 select(s.id)
-                .where(s.id == func.any(literal(sorted(set(service_ids)), UUID_ARRAY)))
+                .where(is_any(s.id, sorted(set(service_ids))))
                 .order_by(s.id)
                 .with_for_update(key_share=True)
             )
