@@ -5,7 +5,9 @@ function, has expired, or has exhausted its tries because workers died under it.
 through ``finish_failed_job``, so that is where they join the failure record.
 
 Every finished job joins the history (workers/history.py) inside arq's own finish transaction:
-``finish_job`` and ``finish_failed_job`` are arq 0.28's, with the history writes added.
+``finish_job`` and ``finish_failed_job`` are arq 0.28's, with the history writes added, and the
+job taken out of the worker's lease (workers/lease.py) in the same transaction. A job the lease's
+fence stopped writes nothing at its finish: another worker may already hold it.
 """
 
 import asyncio
@@ -22,11 +24,14 @@ from jobfleet import keys, wire
 from jobfleet.catalog import JOBS, JobSpec
 from jobfleet.redis_target import RedisTarget
 from jobs.deps import Deps
-from workers.claiming import Claimer
+from workers import recovery
+from workers.claiming import Claimer, worker_jobs_key
 from workers.connections import arq_pool
 from workers.failures import FailureRecord
+from workers.health import new_worker_id
 from workers.history import HistoryWriter
 from workers.last_runs import LastRuns
+from workers.lease import Lease
 from workers.runner import JobRunner, load_handler
 from workers.stats import Stats
 
@@ -88,9 +93,14 @@ class FleetWorker(Worker):
         failures: FailureRecord | None = None,
         stats: Stats | None = None,
         history_max_jobs: int | None = None,
+        lease: Lease | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.lease = lease
+        self.worker_id = lease.worker_id if lease else new_worker_id()
+        self.jobs_key = worker_jobs_key(self.worker_id)
+        self.fenced: set[str] = set()  # jobs the fence stopped, until their finish (which writes nothing)
         self.failures = failures
         self.stats = stats
         self.history_max_jobs = history_max_jobs
@@ -128,6 +138,18 @@ class FleetWorker(Worker):
         status = "aborted" if not result or _aborted(result) else "failed"
         return result.get("f") or "<unknown>", status
 
+    def _fenced(self, job_id: str) -> bool:
+        """Whether this finish must write nothing: the fence stopped the job, or the lease is past
+        the fence's deadline (another worker may hold the job soon). The lease releases it later."""
+        if job_id in self.fenced:
+            self.fenced.discard(job_id)
+            return True
+        if self.lease is not None and self.lease.lapsing():
+            self.lease.unreleased.add(job_id)
+            log.warning("job_finish_dropped_lease_lapsing", job_id=job_id, queue=self.queue_name)
+            return True
+        return False
+
     async def finish_job(
         self,
         job_id: str,
@@ -138,7 +160,10 @@ class FleetWorker(Worker):
         incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
+        if self._fenced(job_id):
+            return
         async with self.pool.pipeline(transaction=True) as tr:
+            tr.hdel(self.jobs_key, job_id)
             delete_keys = []
             in_progress_key = in_progress_key_prefix + job_id
             if keep_in_progress is None:
@@ -172,7 +197,13 @@ class FleetWorker(Worker):
         error = result.get("r")
         message = f"{error['error']}: {error['message']}" if isinstance(error, dict) else str(error)
         if message.startswith("JobExecutionFailed: max"):
-            message += " (the worker running it stopped or was killed on every try)"
+            if lost := await recovery.note(self.pool, job_id):
+                message += (
+                    f": worker lease lapsed (worker {lost['worker_id']} stopped renewing its lease while"
+                    f" running try {lost['try']}; recovered by {lost['recovered_by']})"
+                )
+            else:
+                message += " (the worker running it stopped or was killed on every try)"
         elif message.startswith("DeserializationError") and raw:
             message += f": {_why_undecodable(raw)}"
         name = result.get("f") or "<unknown>"
@@ -203,7 +234,10 @@ class FleetWorker(Worker):
         await self._finish_failed(job_id, result_data, name, "failed")
 
     async def _finish_failed(self, job_id: str, result_data: bytes | None, name: str, status: str) -> None:
+        if self._fenced(job_id):
+            return
         async with self.pool.pipeline(transaction=True) as tr:
+            tr.hdel(self.jobs_key, job_id)
             tr.delete(retry_key_prefix + job_id, in_progress_key_prefix + job_id, job_key_prefix + job_id)
             tr.zrem(abort_jobs_ss, job_id)
             tr.zrem(self.queue_name, job_id)
@@ -217,16 +251,32 @@ class FleetWorker(Worker):
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         # One round trip claims the batch (arq's own start_jobs takes several per job).
+        if self.lease is not None and self.lease.fenced:
+            return  # no lease, no new jobs
         if self.claimer is None:
-            self.claimer = Claimer(self.pool, self.queue_name, int(self.in_progress_timeout_s * 1000))
+            self.claimer = Claimer(
+                self.pool, self.queue_name, int(self.in_progress_timeout_s * 1000), self.worker_id
+            )
         claimed = await self.claimer.claim(job_ids, self.max_jobs - self.job_counter, timestamp_ms())
         self.idle_polls = 0 if job_ids else self.idle_polls + 1
+        if claimed and self.lease is not None and self.lease.fenced:
+            # fenced while the claim was on its way: give the jobs back at the next renewal
+            self.lease.unreleased.update(job_id for job_id, _ in claimed)
+            return
         for job_id, score in claimed:
             await self.sem.acquire()
             self.job_counter += 1
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+
+    def fence(self) -> list[str]:
+        """Cancel every running job (the lease could not be renewed); returns their ids."""
+        stopped = [job_id for job_id, task in self.job_tasks.items() if not task.done()]
+        for job_id in stopped:
+            self.fenced.add(job_id)
+            self.job_tasks[job_id].cancel()
+        return stopped
 
     async def _cancel_aborted_jobs(self) -> None:
         # arq reads the abort set on every poll, a round trip each; an abort can wait a moment.
@@ -262,6 +312,7 @@ def build_worker(
     specs: list[JobSpec] | None = None,
     history_max_jobs: int | None = None,
     last_runs: LastRuns | None = None,
+    lease: Lease | None = None,
 ) -> FleetWorker:
     """A worker for one queue running the catalog's jobs of that queue (or the ``specs`` given)."""
     functions = [
@@ -282,6 +333,7 @@ def build_worker(
         failures=failures,
         stats=stats,
         history_max_jobs=history_max_jobs,
+        lease=lease,
         burst=burst,
         handle_signals=False,
         job_completion_wait=int(shutdown_grace_s),
