@@ -37,6 +37,11 @@ from workers.worker import FleetWorker, build_worker
 
 log = structlog.get_logger("jobfleet.fleet")
 MAX_RECONNECT_DELAY_S = 30
+# Redis calls made while stopping (closing a worker, giving back the lease, removing the heartbeat)
+# get this long: a master that stopped answering (frozen, or a host gone) would hold each one for the
+# 30 s socket timeout behind Sentinel, forever without one. What they would have done expires by
+# itself: in-progress keys, the heartbeat record and with it the lease (workers/recovery.py).
+STOP_REDIS_TIMEOUT_S = 3.0
 
 
 class Fleet:
@@ -124,10 +129,10 @@ class Fleet:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             self.lease.stop()
-            with contextlib.suppress(RedisError, OSError):
-                await self.lease.release_fenced()
-            with contextlib.suppress(RedisError, OSError):
-                await heartbeat.remove()
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(STOP_REDIS_TIMEOUT_S):
+                    await self.lease.release_fenced()
+                    await heartbeat.remove()
             await asyncio.to_thread(tracing.shutdown)  # export the last spans (blocks: a thread)
             await deps.close()
             await redis.aclose()
@@ -176,7 +181,7 @@ class Fleet:
                     running=len(running),
                 )
                 self._retire(worker, running)
-                await asyncio.sleep(delay_s)
+                await self._back_off(delay_s)
                 delay_s = min(delay_s * 2, MAX_RECONNECT_DELAY_S)
                 continue
             except Exception as e:
@@ -197,12 +202,19 @@ class Fleet:
                     exc_info=True,
                 )
                 self._retire(worker, running)
-                await asyncio.sleep(delay_s)
+                await self._back_off(delay_s)
                 delay_s = min(delay_s * 2, MAX_RECONNECT_DELAY_S)
                 continue
             await _close(worker)
             if self.burst:
                 return
+
+    async def _back_off(self, delay_s: float) -> None:
+        """Wait before building the queue's worker again; a stop ends the wait (SIGTERM must not sit
+        out a reconnect delay of up to ``MAX_RECONNECT_DELAY_S``)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay_s):
+                await self.stopping.wait()
 
     def _retire(self, worker: FleetWorker, running: list[asyncio.Task]) -> None:
         """Let a worker that lost Redis (or crashed) finish its running jobs in the background, then
@@ -221,6 +233,7 @@ class Fleet:
                 await asyncio.wait(running, timeout=self.settings.shutdown_grace_s)
             for task in running:
                 task.cancel()
+            await _end(list(worker.tasks.values()))
             outcomes = await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
             unrecorded = sum(isinstance(o, Exception) for o in outcomes)
             if unrecorded:
@@ -270,13 +283,32 @@ class Fleet:
             await asyncio.sleep(heartbeat.interval_s)
 
 
+async def _end(tasks: list[asyncio.Task]) -> None:
+    """Give cancelled jobs ``STOP_REDIS_TIMEOUT_S`` to write their finish, then cancel them again.
+
+    arq shields a cancelled job's finish (a Redis transaction); against a Redis that does not
+    answer it would wait out the socket timeout. A second cancellation ends the wait: the job keeps
+    its in-progress key and is run again, as after any kill."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=STOP_REDIS_TIMEOUT_S)
+    for task in pending:
+        task.cancel()
+
+
 async def _close(worker: FleetWorker) -> None:
-    """Close a worker whose Redis may be gone: its connection pool is released either way."""
+    """Close a worker whose Redis may be gone or frozen: within ``STOP_REDIS_TIMEOUT_S``, and its
+    connection pool is released either way."""
     try:
-        await worker.close()
-    except (RedisError, OSError, asyncio.CancelledError):
+        async with asyncio.timeout(STOP_REDIS_TIMEOUT_S):
+            await worker.close()
+        return
+    except (RedisError, OSError, TimeoutError, asyncio.CancelledError):
         # gathering cancelled jobs re-raises their cancellation; deleting arq's health key fails
-        # without Redis: either way close() stopped before releasing its pool
-        if (pool := worker.ctx.get("redis")) is not None:
-            with contextlib.suppress(RedisError, OSError):
+        # without Redis, or does not return from a frozen one: close() stopped before its pool
+        pass
+    await _end(list(worker.tasks.values()))
+    if (pool := worker.ctx.get("redis")) is not None:
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(STOP_REDIS_TIMEOUT_S):
                 await pool.close(close_connection_pool=True)

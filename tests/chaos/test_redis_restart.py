@@ -6,6 +6,7 @@ would: the machine's shared Redis serves other test runs and is never restarted.
 """
 
 import asyncio
+import signal
 from datetime import UTC, datetime
 
 import pytest
@@ -147,3 +148,44 @@ async def test_a_job_running_while_redis_is_away_finishes_and_is_recorded(env, t
     assert code == 0, log.read_text()[-3000:]
     assert result["s"] is True and result["r"] == {"slept_ms": 3000}
     assert result["t"] == 1, "it ran through the outage, once"
+
+
+async def test_sigterm_stops_a_worker_whose_redis_froze(env, tmp_path):
+    # A frozen Redis (SIGSTOP: connections stay open, nothing answers) is what a master lost in a
+    # failover can look like. Without a socket timeout (a plain redis:// URL) every Redis call made
+    # while stopping waited for ever; behind Sentinel, 30 s each. The lease beat is slow here so
+    # that the job is stopped by the shutdown, whose finish (arq shields it) then meets the frozen
+    # Redis too.
+    log = tmp_path / "worker.log"
+    with PrivateRedis() as server:
+        worker = await start_worker(
+            {
+                **env,
+                "JOBFLEET_REDIS_URL": server.url(),
+                "JOBFLEET_HEALTH_INTERVAL_S": "60",
+                "JOBFLEET_SHUTDOWN_GRACE_S": "2",
+                "JOBFLEET_LOG_LEVEL": "INFO",
+            },
+            log,
+            "default",
+        )
+        redis = Redis.from_url(server.url())
+        try:
+            job_id = await Producer(redis).enqueue("fleet.sleep", {"ms": 60_000}, key="frozen")
+            await wait_until(
+                lambda: redis.exists(keys.in_progress_key_prefix + job_id), 30, "it did not start"
+            )
+            server.process.send_signal(signal.SIGSTOP)
+            try:
+                code = await stop_worker(worker)  # fails if the worker is still there after 60 s
+            finally:
+                server.process.send_signal(signal.SIGCONT)
+            queued = await redis.zscore(keys.QUEUE_DEFAULT, job_id)
+        finally:
+            await stop_worker(worker)
+            await redis.aclose()
+    assert code == 0, log.read_text()[-3000:]
+    assert [e for e in log_events(log) if e["event"] == "fleet_stopped"], (
+        "it stopped through its own shutdown"
+    )
+    assert queued is not None, "the job it could not finish is still on its queue, to run again"
