@@ -10,6 +10,7 @@ from typing import Literal
 from jobfleet import keys
 from jobfleet.payloads import (
     ErasureRequestRef,
+    LearnerErasureRef,
     MessageRef,
     Payload,
     RetentionRun,
@@ -143,11 +144,33 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec(
         "gdpr.erase",
         ErasureRequestRef,
+        LearnerErasureRef,
         "jobs.gdpr.erase:run",
         keys.QUEUE_DEFAULT,
         "queued",
         "Erase one student now for a pending GDPR erasure request",
         timeout_s=300,
+        max_tries=10,
+    ),
+    JobSpec(
+        "learners.erase_due",
+        Sweep,
+        "jobs.learners.erase_due:run",
+        keys.QUEUE_SWEEPS,
+        "sweep",
+        "Erase Pickatale learners whose erasure request is due (or was left processing)",
+        # above the erasure budget (JOBFLEET_LEARNER_ERASE_BUDGET_S, 600 s) with room for the last chunk
+        timeout_s=900,
+        max_tries=10,
+    ),
+    JobSpec(
+        "learners.erase",
+        LearnerErasureRef,
+        "jobs.learners.erase:run",
+        keys.QUEUE_DEFAULT,
+        "queued",
+        "Erase one Pickatale learner now for a pending erasure request",
+        timeout_s=900,
         max_tries=10,
     ),
     JobSpec(

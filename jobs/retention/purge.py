@@ -12,19 +12,19 @@
   run lock does nothing.
 """
 
-import asyncio
 import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
 import structlog
-from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobfleet.payloads import RetentionRun
 from jobs.deps import Deps
 from jobs.errors import Permanent
+from jobs.retention.chunks import walk_chunks
 from jobs.retention.policies import PolicyError, RetentionPolicy, load_policies
 from jobs.retention.run_lock import run_lock, run_lock_name
 
@@ -82,16 +82,19 @@ async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline
 
     chunks = changed = 0
     if lowest is not None:
-        last = lowest - 1
-        # At least one chunk even with the budget spent, as in jobs.sweep: every run moves on.
-        while True:
-            upto, n = await apply_chunk(engine, policy, table, cutoff, after=last, highest=highest)
-            if upto is None:
-                break
-            chunks, changed, last = chunks + 1, changed + n, upto
-            if last >= highest or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(policy.pause_between_chunks_s)
+        statement = delete(table) if policy.action == "delete" else update(table).values(policy.set_to)
+        walked = await walk_chunks(
+            engine,
+            table,
+            statement,
+            where=due(policy, cutoff),
+            after=lowest - 1,
+            highest=highest,
+            chunk_size=policy.chunk_size,
+            pause_s=policy.pause_between_chunks_s,
+            deadline=deadline,
+        )
+        chunks, changed = walked.chunks, walked.changed
 
     async with engine.connect() as conn:
         remaining = (
@@ -107,26 +110,3 @@ async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline
     )
     counted = "deleted" if policy.action == "delete" else "updated"
     return Counter({counted: changed, "chunks": chunks, "remaining_expired": remaining})
-
-
-async def apply_chunk(
-    engine: AsyncEngine, policy: RetentionPolicy, table: Table, cutoff: datetime, *, after: int, highest: int
-) -> tuple[int | None, int]:
-    """Apply the policy to the due rows among the next chunk_size ids; return the last id and count."""
-    (pk,) = table.primary_key.columns
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="READ COMMITTED")
-        async with conn.begin():
-            window = (
-                select(pk.label("id"))
-                .where(pk > after, pk <= highest)
-                .order_by(pk)
-                .limit(policy.chunk_size)
-                .subquery("window")
-            )
-            upto = (await conn.execute(select(func.max(window.c.id)))).scalar()
-            if upto is None:
-                return None, 0
-            statement = delete(table) if policy.action == "delete" else update(table).values(policy.set_to)
-            result = await conn.execute(statement.where(pk > after, pk <= upto, due(policy, cutoff)))
-            return upto, result.rowcount
