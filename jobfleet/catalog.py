@@ -144,7 +144,6 @@ JOBS: tuple[JobSpec, ...] = (
     JobSpec(
         "gdpr.erase",
         ErasureRequestRef,
-        LearnerErasureRef,
         "jobs.gdpr.erase:run",
         keys.QUEUE_DEFAULT,
         "queued",

@@ -80,3 +80,32 @@ def rows_of(snap: dict[str, dict], learner: dict[str, Any]) -> dict[str, set]:
                 if ids:
                     owned.setdefault(name, set()).update(ids)
     return owned
+
+
+def assert_only_the_learner_changed(
+    before: dict[str, dict], after: dict[str, dict], w: dict[str, Any]
+) -> None:
+    """The erased learner's rows deleted (her student row and memberships kept, changed), the request
+    changed, and every other row of every table as it was."""
+    owned = rows_of(before, w["emma"])
+    changes = differences(before, after)
+    kept = {"teacher_portal.students", "teacher_portal.class_memberships"}
+    for name, ids in owned.items():
+        expected = (
+            {"deleted": set(), "added": set(), "changed": ids}
+            if name in kept
+            else {
+                "deleted": ids,
+                "added": set(),
+                "changed": set(),
+            }
+        )
+        assert changes.get(name) == expected, name
+    assert changes["account_center.learner_erasure_requests"] == {
+        "deleted": set(),
+        "added": set(),
+        "changed": {w["request_id"]},
+    }
+    assert set(changes) == set(owned) | {"account_center.learner_erasure_requests"}
+    for name, ids in rows_of(before, w["noah"]).items():
+        assert {k: before[name][k] for k in ids} == {k: after[name][k] for k in ids}, name
