@@ -23,6 +23,7 @@ from db.pinteach import audit_logs, data_erasure_requests, notifications, studen
 from jobs.deps import Deps
 from jobs.errors import JobError, Transient
 from jobs.gdpr.drive import delete_folder, drive_connection
+from jobs.gdpr.mentions import scrub_mentions
 from jobs.gdpr.student_data import erase_student_data
 
 SUMMARY_KEYS = ("erased", "failed")
@@ -65,7 +66,8 @@ async def erase_request(deps: Deps, request_id: UUID) -> bool:
                 )
             ).one()
             folder_deleted = await erase_drive_folder(conn, deps, request, student)
-            counts = await erase_student_data(conn, request.student_id)
+            counts = await scrub_mentions(conn, request.id, request.student_id)
+            counts |= await erase_student_data(conn, request.student_id)
             await complete(
                 conn, request, student.teacher_id, {**counts, "drive_folder_deleted": folder_deleted}
             )
