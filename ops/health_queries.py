@@ -2,8 +2,9 @@
 
 Each number is one aggregate query. Most ride an index of the DDL (class_sessions (status,
 ends_at), session_calendar_sync (sync_status), data_erasure_requests (status, due_at),
-telemetry.events (created_at)); enrollments, waitlist offers and OAuth connections have no index
-for the question, so those scan tables that grow with teachers and students, not with traffic.
+learner_erasure_requests (status, due_at), telemetry.events (created_at)); enrollments, waitlist
+offers and OAuth connections have no index for the question, so those scan tables that grow with
+teachers and students, not with traffic.
 The schema is not ours to index, so the whole read is cached (``DomainHealthCache``) and runs at
 most once per ``domain_health_cache_s`` whoever asks: pages, /metrics, several Prometheus servers.
 """
@@ -15,10 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, literal_column, select, text
+from sqlalchemy import and_, case, func, literal_column, select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.pickatale import events
+from db.pickatale import events, learner_erasure_requests
 from db.pinteach import (
     class_sessions,
     data_erasure_requests,
@@ -27,6 +29,7 @@ from db.pinteach import (
     session_calendar_sync,
     waitlist_entries,
 )
+from db.schema import missing_table
 from jobs.deps import Deps
 
 log = structlog.get_logger("jobfleet.ops.health")
@@ -50,6 +53,9 @@ class DomainHealth:
     gdpr_due_within_3_days: int | None = None
     gdpr_overdue: int | None = None
     oldest_gdpr_overdue_age_s: float | None = None
+    learner_erasures_due_within_3_days: int | None = None
+    learner_erasures_overdue: int | None = None
+    oldest_learner_erasure_overdue_age_s: float | None = None
     oldest_telemetry_age_s: float | None = None
     telemetry_policy_s: float = TELEMETRY_POLICY_DAYS * 86400
     errors: list[str] = field(default_factory=list)
@@ -144,7 +150,33 @@ async def _pickatale(deps: Deps) -> dict[str, Any]:
         oldest, now = (
             await conn.execute(select(func.min(events.c.created_at), literal_column("UTC_TIMESTAMP()")))
         ).one()
-    return {"oldest_telemetry_age_s": _age_s(now.replace(tzinfo=UTC), oldest)}
+        now = now.replace(tzinfo=UTC)
+        values = {"oldest_telemetry_age_s": _age_s(now, oldest)}
+        # None (shown as "—") where the server has not run the migration yet
+        if await missing_table(conn, learner_erasure_requests) is None:
+            values |= await _learner_erasures(conn, now)
+    return values
+
+
+async def _learner_erasures(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
+    """Open learner erasure requests near or past due_at, from INDEX(status, due_at)."""
+    r = learner_erasure_requests.c
+    naive_now = now.replace(tzinfo=None)  # the DATETIME columns hold naive UTC
+    soon = naive_now + timedelta(days=GDPR_WARNING_DAYS)
+    due_soon, overdue, oldest = (
+        await conn.execute(
+            select(
+                func.sum(case((r.due_at >= naive_now, 1), else_=0)),
+                func.sum(case((r.due_at < naive_now, 1), else_=0)),
+                func.min(r.due_at),
+            ).where(r.status.in_(OPEN_ERASURE), r.due_at < soon)
+        )
+    ).one()
+    return {
+        "learner_erasures_due_within_3_days": int(due_soon or 0),
+        "learner_erasures_overdue": int(overdue or 0),
+        "oldest_learner_erasure_overdue_age_s": _age_s(now, oldest if overdue else None),
+    }
 
 
 async def read_domain_health(deps: Deps, *, grace_s: float, timeout_s: float) -> DomainHealth:
