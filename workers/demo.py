@@ -21,6 +21,7 @@ from jobfleet.producer import Producer
 from jobfleet.settings import Settings
 from jobs.credits import demo as credits_demo
 from jobs.gdpr import demo as gdpr_demo
+from jobs.learners import demo as learners_demo
 from jobs.licenses import demo as licenses_demo
 from jobs.messages import demo as messages_demo
 from jobs.payments import demo as payments_demo
@@ -90,6 +91,7 @@ async def load_data(settings: Settings) -> None:
         async with my.begin() as conn:
             await licenses_demo.seed_demo(conn)
             await retention_demo.seed_demo(conn)
+            await learners_demo.seed_demo(conn)
         # as the backend does: the message's own deferred job, its id stored on the message
         message_id, scheduled_for = messages.deferred
         async with Producer.from_url(settings.redis_url) as producer:

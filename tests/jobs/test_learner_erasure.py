@@ -218,3 +218,21 @@ async def test_without_the_table_the_jobs_say_so_once_and_do_nothing(deps, mysql
     lines = [e for e in logs if e["event"] == "learner_erasure_unavailable"]
     assert len(lines) == 2
     assert lines[0]["reason"].startswith("table account_center.learner_erasure_requests is missing")
+
+
+async def test_the_demo_request_is_erased_by_a_sweep(deps, mysql):
+    from jobs.learners.demo import seed_demo
+
+    async with mysql.begin() as conn:
+        demo = await seed_demo(conn)
+    before = await snapshot(mysql)
+
+    assert (await erase_due.run(deps, Sweep()))["erased"] == 1
+
+    request = await request_row(mysql, demo["request_id"])
+    assert request.status == "completed"
+    assert request.reason == "[erased] is moving schools; please erase her reading data."
+    assert await count(mysql, events) == 30  # the other learner's
+    owned = rows_of(before, demo)["telemetry.events"]
+    left = (await snapshot(mysql))["telemetry.events"]
+    assert len(owned) == 30 and not owned & set(left)
