@@ -4,7 +4,8 @@
    job), so that a crash leaves a visible trail and the next sweep resumes it.
 2. One transaction then locks the request (still ``processing``: a completed one is never touched
    again, a locked one belongs to a concurrent run), deletes the student's Drive folder when the
-   teacher's drive integration allows, erases the student's data (jobs.gdpr.student_data) and
+   teacher's drive integration allows, scrubs the student's values from earlier audit metadata and
+   the request's reason (jobs.gdpr.mentions), erases the student's data (jobs.gdpr.student_data) and
    completes the request with its audit row and the teacher's notification. A Drive failure rolls
    it all back: the request stays ``processing`` for a retry and nothing is half-erased.
 

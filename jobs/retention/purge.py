@@ -6,7 +6,7 @@
 - Never one giant statement: the purge walks the primary key from the lowest due id to the highest
   in windows of ``chunk_size`` ids, each window one short READ COMMITTED transaction (record locks
   on the rows it changes, no gap locks, so inserts at the end of the table never wait on it), with
-  a pause between chunks.
+  a pause between chunks (jobs.retention.chunks, shared with the learner erasure).
 - A time budget per run, checked after each chunk (each policy the run reaches gets at least one
   chunk); what is left is picked up by the next run. A run started while another still holds the
   run lock does nothing.

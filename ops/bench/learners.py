@@ -20,14 +20,15 @@ from db.engines import pickatale_engine
 from db.pickatale import class_memberships, classes, learner_erasure_requests, teacher_portal_students
 from db.schema import create_pickatale
 from jobfleet.payloads import LearnerErasureRef
-from jobfleet.settings import load_settings
+from jobfleet.settings import Settings, load_settings
 from jobs.deps import Deps
 from jobs.learners import erase
 from ops.bench.purge import EVENT_COLUMNS, Events, insert_steadily, watch_statements
 from ops.bench.report import Section
 
-CHUNK = 5000
-SHIPPED_PAUSE_S = 0.05  # JOBFLEET_LEARNER_ERASE_PAUSE_S
+# as shipped: JOBFLEET_LEARNER_ERASE_CHUNK_SIZE and JOBFLEET_LEARNER_ERASE_PAUSE_S
+CHUNK = Settings.model_fields["learner_erase_chunk_size"].default
+SHIPPED_PAUSE_S = Settings.model_fields["learner_erase_pause_s"].default
 # events in all, the learner's among them, default runs per contender
 SIZES = {"full": (20_000_000, 1_000_000, 1), "quick": (2_000_000, 100_000, 2), "tiny": (40_000, 4_000, 1)}
 LEARNER = "5e1f0000-0000-4000-8000-00000000e7a5"
