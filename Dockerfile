@@ -7,6 +7,8 @@ COPY jobs ./jobs
 COPY db ./db
 COPY schedules ./schedules
 COPY ops ./ops
+COPY cli ./cli
+COPY demo ./demo
 RUN pip install --no-cache-dir . && useradd --create-home jobfleet
 USER jobfleet
 ENTRYPOINT ["jobfleet"]

@@ -7,6 +7,10 @@ Needs only arq, redis and pydantic. Usage::
                                         defer_until=scheduled_for)
         ...
         await producer.cancel(job_id)
+
+Behind Redis Sentinel: ``Producer.from_url("redis+sentinel://h1:26379,h2:26379/mymaster/0")``. With
+``durable_replicas=1`` an enqueue returns only once a replica holds the job (Redis ``WAIT``): Redis
+replicates asynchronously, so without it a job acknowledged just before a failover can vanish.
 """
 
 import uuid
@@ -23,6 +27,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobfleet import keys, wire
 from jobfleet.catalog import JobSpec, spec_for
+from jobfleet.connect import connect
+from jobfleet.redis_target import RedisTarget
 
 # One job, created only if neither a queued/running job nor a kept result has its id.
 _ENQUEUE = """
@@ -65,6 +71,11 @@ class InvalidPayload(ValueError):
 
 class ProducerUnavailable(RuntimeError):
     """Redis did not take the job: nothing was enqueued, the caller must retry or fail."""
+
+
+class NotReplicated(ProducerUnavailable):
+    """Durable enqueue: the master took the job but too few replicas confirmed it in time, so a
+    failover now could lose it. Enqueue again with the same key: that adds nothing if it is there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,14 +127,26 @@ def _score_ms(now_ms: int, defer_until: datetime | None, defer_by: timedelta | f
 
 
 class Producer:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, durable_replicas: int = 0, durable_timeout_s: float = 1.0) -> None:
         self.redis = redis
+        self.durable_replicas = durable_replicas
+        self.durable_timeout_s = durable_timeout_s
         self._enqueue = redis.register_script(_ENQUEUE)
         self._cancel = redis.register_script(_CANCEL)
 
     @classmethod
-    def from_url(cls, url: str) -> Self:
-        return cls(Redis.from_url(url))
+    def from_url(
+        cls,
+        url: str,
+        *,
+        sentinels: str | None = None,
+        master: str | None = None,
+        durable_replicas: int = 0,
+        durable_timeout_s: float = 1.0,
+    ) -> Self:
+        """A producer for a ``redis://`` or ``redis+sentinel://`` URL (see ``jobfleet.redis_target``)."""
+        target = RedisTarget.parse(url, sentinels=sentinels, master=master)
+        return cls(connect(target), durable_replicas=durable_replicas, durable_timeout_s=durable_timeout_s)
 
     async def __aenter__(self) -> Self:
         return self
@@ -163,9 +186,15 @@ class Producer:
         job_keys, args, job_id = self.prepare(
             Job(name, payload or {}, key, defer_until, defer_by), wire.now_ms()
         )
-        await self._reconnecting(
-            lambda: self._enqueue(keys=job_keys, args=args), f"job {name!r} was not enqueued"
-        )
+        failure = f"job {name!r} was not enqueued"
+        if not self.durable_replicas:
+            await self._reconnecting(lambda: self._enqueue(keys=job_keys, args=args), failure)
+            return job_id
+
+        async def send(pipe: Any) -> None:
+            await self._enqueue(keys=job_keys, args=args, client=pipe)
+
+        await self._reconnecting(lambda: self._pipelined(send, 1, f"job {job_id!r}"), failure)
         return job_id
 
     async def enqueue_many(self, jobs: Iterable[Job]) -> list[str]:
@@ -173,14 +202,30 @@ class Producer:
         now = wire.now_ms()
         prepared = [self.prepare(job, now) for job in jobs]
 
-        async def send() -> None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job_keys, args, _ in prepared:
-                    await self._enqueue(keys=job_keys, args=args, client=pipe)
-                await pipe.execute()
+        async def send(pipe: Any) -> None:
+            for job_keys, args, _ in prepared:
+                await self._enqueue(keys=job_keys, args=args, client=pipe)
 
-        await self._reconnecting(send, f"{len(prepared)} jobs were not enqueued")
+        what = f"{len(prepared)} jobs"
+        await self._reconnecting(
+            lambda: self._pipelined(send, len(prepared), what), f"{what} were not enqueued"
+        )
         return [job_id for _, _, job_id in prepared]
+
+    async def _pipelined(self, add: Callable[[Any], Awaitable[None]], count: int, what: str) -> None:
+        """Send ``count`` scripts in one pipeline; when durable, WAIT on the same connection (it
+        counts the replicas that acknowledged this connection's writes)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await add(pipe)
+            if self.durable_replicas:
+                pipe.execute_command("WAIT", self.durable_replicas, int(self.durable_timeout_s * 1000))
+            results = await pipe.execute()
+        if self.durable_replicas and (acked := int(results[count])) < self.durable_replicas:
+            raise NotReplicated(
+                f"{what} reached the Redis master but {acked} of {self.durable_replicas} replica(s) "
+                f"confirmed within {self.durable_timeout_s:g} s: a failover now could lose it; "
+                "enqueue again with the same key"
+            )
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started yet (a deferred one, typically). False if it is running,

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobfleet.redis_target import RedisTarget, RedisTargetError
 
 SCHEDULES_DIR = Path(__file__).resolve().parent.parent / "schedules"
 
@@ -24,6 +26,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBFLEET_", extra="ignore", frozen=True)
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Redis Sentinel (or a redis+sentinel:// URL): "host:port,host:port" and the master's name
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str | None = None
+    # Opt-in durable enqueue: the producer waits until this many replicas hold each job (WAIT)
+    redis_durable_replicas: int = Field(default=0, ge=0, le=10)
+    redis_durable_timeout_s: float = Field(default=1.0, gt=0, le=30)
     pinteach_dsn: str = "postgresql://postgres@127.0.0.1:5432/pinteach"
     pickatale_dsn: str = "mysql://root@127.0.0.1:3306/"
     # Prepended to Pickatale's database names (account_center, telemetry, ...): lets tests and the
@@ -38,6 +46,8 @@ class Settings(BaseSettings):
     worker_poll_delay_s: float = Field(default=0.01, gt=0, le=10)
     shutdown_grace_s: float = Field(default=30, ge=0, le=3600)
     health_interval_s: float = Field(default=5, gt=0, le=300)
+    # a local file the heartbeat rewrites each beat, for container probes (`jobfleet probe`)
+    health_file: Path | None = None
     scheduler_enabled: bool = True
     schedules_file: Path = SCHEDULES_DIR / "schedules.toml"
     retention_file: Path = SCHEDULES_DIR / "retention.toml"
@@ -107,6 +117,21 @@ class Settings(BaseSettings):
     def _redis_url(cls, v: str) -> str:
         return _check_scheme(v, ("redis", "rediss", "unix"), "a Redis URL")
 
+    @model_validator(mode="after")
+    def _redis_target(self) -> "Settings":
+        try:
+            self.redis_target  # noqa: B018 (parsing is the check)
+        except RedisTargetError as e:
+            variable = "redis_sentinels" if self.redis_sentinels else "redis_url"
+            raise ValueError(f"{variable}: {e}") from None
+        return self
+
+    @property
+    def redis_target(self) -> RedisTarget:
+        return RedisTarget.parse(
+            self.redis_url, sentinels=self.redis_sentinels, master=self.redis_sentinel_master
+        )
+
     @field_validator("stripe_api_base")
     @classmethod
     def _stripe_api_base(cls, v: str) -> str:
@@ -132,7 +157,10 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as e:
         first = e.errors()[0]
-        variable = "JOBFLEET_" + str(first["loc"][0]).upper() if first["loc"] else "JOBFLEET_*"
         message = first["msg"].removeprefix("Value error, ")
+        field = str(first["loc"][0]) if first["loc"] else None
+        if field is None and (named := message.partition(": "))[0] in Settings.model_fields:
+            field, message = named[0], named[2]  # a check across fields names the one at fault
+        variable = "JOBFLEET_" + field.upper() if field else "JOBFLEET_*"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise ConfigError(f"{variable}: {message}{more}") from None

@@ -9,6 +9,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +28,8 @@ from jobs.gdpr.personal_data import (
 )
 from jobs.learners.learner_data import BY_LEARNER_UUID
 from jobs.learners.learner_data import ERASED_NAME as LEARNER_ERASED_NAME
+
+EXIT_VIOLATIONS, EXIT_CRASHED = 1, 2
 
 # Sessions that hold a booked credit: not yet consumed, not released.
 BOOKED = "('scheduled', 'in_progress', 'pending_confirmation', 'pending_review')"
@@ -51,7 +54,7 @@ class Check:
 
     def violations(self, rows: list[Any]) -> Iterator[Violation]:
         for row in rows:
-            values = row._asdict()
+            values = {k: _plain(v) for k, v in row._asdict().items()}
             yield Violation(self.name, self.message.format(**values), values)
 
 
@@ -62,6 +65,13 @@ def _has_rows(table: str, column: str, value: str) -> str:
 def erased_email_sql(student_id: str) -> str:
     prefix, suffix = erased_email(UUID(int=0)).split(str(UUID(int=0)))
     return f"'{prefix}' || {student_id} || '{suffix}'"
+
+
+def _plain(value: Any) -> Any:
+    # PostgreSQL's sum() of integers is numeric: counts come back as Decimal, which JSON cannot hold
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 PINTEACH_CHECKS = (
@@ -314,4 +324,4 @@ async def main(settings: Settings, args: argparse.Namespace) -> int:
         )
     if not args.json:
         print(f"{len(found)} violation(s)" if found else "all invariants hold")
-    return 1 if found else 0
+    return EXIT_VIOLATIONS if found else 0

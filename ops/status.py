@@ -7,6 +7,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from jobfleet import wire
+from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from ops import queries
 from ops.masking import mask
@@ -124,7 +125,7 @@ def render(status: dict[str, Any]) -> str:
 
 
 async def main(settings: Settings, *, as_json: bool, failed_limit: int) -> int:
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect(settings.redis_target)
     try:
         status = await gather(redis, settings, failed_limit)
     finally:

@@ -1,4 +1,5 @@
-"""Seed rows into the PinTeach test database with sensible defaults; every value can be overridden."""
+"""Seed rows into the PinTeach test database with the defaults of ``demo.rows``; every value can be
+overridden."""
 
 import itertools
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import pinteach as t
+from demo import rows
 
 _n = itertools.count(1)
 
@@ -50,79 +52,29 @@ class PinTeach:
         return len(await self.rows(table, *where))
 
     async def teacher(self, **kw: Any) -> UUID:
-        n = next(_n)
-        return await self.insert(
-            t.teachers,
-            **{
-                "email": f"teacher{n}@example.com",
-                "name": f"Teacher {n}",
-                "slug": f"teacher-{n}",
-                "timezone": "Europe/Oslo",
-                **kw,
-            },
-        )
+        return await self.insert(t.teachers, **rows.teacher(next(_n), **kw))
 
     async def student(self, teacher_id: UUID, **kw: Any) -> UUID:
-        n = next(_n)
-        return await self.insert(
-            t.students,
-            **{
-                "teacher_id": teacher_id,
-                "email": f"student{n}@example.com",
-                "name": f"Student {n}",
-                "timezone": "Europe/Oslo",
-                "status": "active",
-                **kw,
-            },
-        )
+        return await self.insert(t.students, **rows.student(teacher_id, next(_n), **kw))
 
     async def service(self, teacher_id: UUID, **kw: Any) -> UUID:
-        n = next(_n)
-        return await self.insert(
-            t.services,
-            **{
-                "teacher_id": teacher_id,
-                "name": f"Lessons {n}",
-                "slug": f"lessons-{n}",
-                "delivery_mode": "live",
-                "group_type": "individual",
-                "structure": "package",
-                "pricing_model": "credits",
-                "session_duration_minutes": 60,
-                "status": "active",
-                **kw,
-            },
-        )
+        return await self.insert(t.services, **rows.service(teacher_id, next(_n), **kw))
 
     async def enrollment(self, service_id: UUID, student_id: UUID, teacher_id: UUID, **kw: Any) -> UUID:
-        return await self.insert(
-            t.enrollments,
-            **{
-                "service_id": service_id,
-                "student_id": student_id,
-                "teacher_id": teacher_id,
-                "status": "active",
-                "sessions_total": 10,
-                "sessions_scheduled": 1,
-                "valid_from": ago(days=30),
-                "valid_until": ahead(days=60),
-                **kw,
-            },
+        row = rows.enrollment(
+            service_id,
+            student_id,
+            teacher_id,
+            kw.pop("valid_from", ago(days=30)),
+            kw.pop("valid_until", ahead(days=60)),
+            **{"sessions_total": 10, "sessions_scheduled": 1, **kw},
         )
+        return await self.insert(t.enrollments, **row)
 
     async def session(self, service_id: UUID, teacher_id: UUID, **kw: Any) -> UUID:
         ends_at = kw.pop("ends_at", ago(hours=1))
         return await self.insert(
-            t.class_sessions,
-            **{
-                "service_id": service_id,
-                "teacher_id": teacher_id,
-                "starts_at": ends_at - timedelta(hours=1),
-                "ends_at": ends_at,
-                "timezone": "Europe/Oslo",
-                "status": "scheduled",
-                **kw,
-            },
+            t.class_sessions, **rows.session(service_id, teacher_id, ends_at, timedelta(hours=1), **kw)
         )
 
     async def participant(self, session_id: UUID, student_id: UUID, enrollment_id: UUID, **kw: Any) -> UUID:

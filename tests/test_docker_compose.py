@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from workers.cli import build_parser
+from cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,13 +10,13 @@ import contextlib
 import signal
 
 import structlog
-from arq.connections import RedisSettings
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from jobs.deps import Deps
 from jobs.retention.policies import load_policies
+from workers import probe
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
@@ -62,7 +62,7 @@ class Fleet:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, sig)
         deps = Deps.from_settings(settings)
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_target)
         stats = Stats()
         failures = FailureRecord(redis)
         heartbeat = Heartbeat(
@@ -104,7 +104,7 @@ class Fleet:
                 deps=deps,
                 failures=failures,
                 stats=stats,
-                redis_settings=RedisSettings.from_dsn(settings.redis_url),
+                redis_target=settings.redis_target,
                 max_jobs=settings.worker_max_jobs,
                 poll_delay_s=settings.worker_poll_delay_s,
                 shutdown_grace_s=settings.shutdown_grace_s,
@@ -121,12 +121,15 @@ class Fleet:
                     return
                 raise
             except (RedisError, OSError) as e:
+                if self.burst:  # a one-off run reports the outage rather than wait it out
+                    raise
                 if "redis" in worker.ctx:
                     delay_s = 1.0  # it had connected (arq puts its pool in ctx): a new outage
                 running = [t for t in worker.tasks.values() if not t.done()]
                 log.error(
                     "worker_redis_lost",
                     queue=queue,
+                    redis=settings.redis_target.describe(),
                     error=str(e),
                     reconnect_in_s=delay_s,
                     running=len(running),
@@ -188,11 +191,19 @@ class Fleet:
         task.add_done_callback(self.retiring.discard)
 
     async def _beat(self, heartbeat: Heartbeat) -> None:
+        probe_file = self.settings.health_file
         while True:
             try:
                 await heartbeat.beat()
+                redis_ok = True
             except (RedisError, OSError) as e:
                 log.warning("heartbeat_failed", error=str(e))
+                redis_ok = False
+            if probe_file is not None:
+                try:
+                    probe.record(probe_file, worker_id=self.worker_id, redis_ok=redis_ok)
+                except OSError as e:
+                    log.warning("health_file_failed", path=str(probe_file), error=str(e))
             await asyncio.sleep(heartbeat.interval_s)
 
 

@@ -13,15 +13,17 @@ import time
 from typing import Any
 
 import structlog
-from arq.connections import RedisSettings
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.utils import timestamp_ms, to_ms
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 
 from jobfleet import keys, wire
 from jobfleet.catalog import JOBS, JobSpec
+from jobfleet.redis_target import RedisTarget
 from jobs.deps import Deps
 from workers.claiming import Claimer
+from workers.connections import arq_pool
 from workers.failures import FailureRecord
 from workers.history import HistoryWriter
 from workers.last_runs import LastRuns
@@ -56,6 +58,11 @@ def _why_undecodable(raw: bytes) -> str:
     return "it decodes now"
 
 
+# as arq's RedisSettings: conn_retries=5, conn_retry_delay=1
+CONNECT_TRIES = 6
+CONNECT_RETRY_DELAY_S = 1.0
+
+
 class FleetWorker(Worker):
     def __init__(
         self,
@@ -73,6 +80,20 @@ class FleetWorker(Worker):
         self.claimer: Claimer | None = None
         self.idle_polls = 0
         self.aborts_checked_at = 0.0
+
+    async def main(self) -> None:
+        # arq's create_pool tries a new connection a few times before giving up; the pool here is
+        # built by us (arq_pool), so try the same way before arq's main() first talks to Redis.
+        for attempt in range(CONNECT_TRIES):
+            try:
+                await self.pool.ping()
+                break
+            except (RedisError, OSError) as e:
+                if attempt == CONNECT_TRIES - 1:
+                    raise
+                log.warning("redis_connect_retry", queue=self.queue_name, error=str(e))
+                await asyncio.sleep(CONNECT_RETRY_DELAY_S)
+        await super().main()
 
     def _history(self) -> HistoryWriter | None:
         # arq creates its pool in main(); the writer registers its script on that pool
@@ -215,7 +236,7 @@ def build_worker(
     deps: Deps,
     failures: FailureRecord,
     stats: Stats,
-    redis_settings: RedisSettings,
+    redis_target: RedisTarget,
     max_jobs: int,
     poll_delay_s: float,
     shutdown_grace_s: float,
@@ -239,7 +260,7 @@ def build_worker(
     return FleetWorker(
         functions,
         queue_name=queue,
-        redis_settings=redis_settings,
+        redis_pool=arq_pool(redis_target, queue),
         failures=failures,
         stats=stats,
         history_max_jobs=history_max_jobs,

@@ -13,7 +13,7 @@ def main() -> None:
         sys.modules["uvloop"] = None  # type: ignore[assignment]  # `import uvloop` raises ImportError
     elif loop != "uvloop":
         raise SystemExit(f"unknown event loop {loop!r}: asyncio or uvloop")
-    from workers.cli import main as cli
+    from cli.main import main as cli
 
     raise SystemExit(cli(argv))
 

@@ -248,7 +248,7 @@ async def bench_workers(redis_url: str, sizes: Sizes) -> list[Section]:
     section.notes += [
         "Each worker is its own process on one private redis-server; the queue is filled first and the rate is "
         "jobs / (last finish - first start) from the stored results. The jobfleet worker is "
-        "`python -m workers worker --queue default --no-scheduler --concurrency 100` with "
+        "`python -m cli worker --queue default --no-scheduler --concurrency 100` with "
         "`JOBFLEET_WORKER_POLL_DELAY_S=0.01`, JSON log lines (to a file), failure record, stats and heartbeat on; "
         "the asyncio rows start it through `ops.bench.launch`, which hides uvloop from the CLI.",
         "Bare arq: `ops/bench/arq_worker.py`, `max_jobs=100, poll_delay=0.01`, orjson serializer.",

@@ -14,6 +14,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from db.engines import pickatale_engine, pinteach_engine
+from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from jobs.deps import Deps
 from ops.dashboard import rendering
@@ -50,7 +51,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = redis_factory() if redis_factory else Redis.from_url(settings.redis_url)
+        redis = redis_factory() if redis_factory else connect(settings.redis_target)
         # a dashboard asks little of the databases: small pools
         deps = Deps(
             settings,

@@ -17,8 +17,8 @@ from jobfleet import keys, wire
 async def start_worker(
     env: dict[str, str], log: Path, *queues: str, scheduler: bool = False
 ) -> asyncio.subprocess.Process:
-    """``python -m workers worker`` for these queues (all when none), its JSON log lines to ``log``."""
-    command = [sys.executable, "-m", "workers", "worker"]
+    """``python -m cli worker`` for these queues (all when none), its JSON log lines to ``log``."""
+    command = [sys.executable, "-m", "cli", "worker"]
     for queue in queues:
         command += ["--queue", queue]
     if not scheduler:

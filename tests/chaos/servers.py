@@ -235,3 +235,96 @@ def stopped(server: PrivateRedis):
         yield
     finally:
         server.start()
+
+
+class SentinelGroup:
+    """A Redis master, its replicas and three Sentinels watching it, all private on loopback.
+
+    ``kill_master`` is kill -9 of the master's process; the Sentinels then promote a replica. The
+    replicas keep no files: a failover, not a restart, is what the tests exercise.
+    """
+
+    MASTER_NAME = "jobfleet"
+
+    def __init__(self, replicas: int = 2, sentinels: int = 3) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="jf-sentinel-"))
+        self.ports = [free_port() for _ in range(1 + replicas)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.processes: dict[int, subprocess.Popen] = {}
+
+    def __enter__(self) -> Self:
+        try:
+            for i, port in enumerate(self.ports):
+                self._redis(port, replica_of=None if i == 0 else self.ports[0])
+            for port in self.sentinel_ports:
+                self._sentinel(port)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, db: int = 0) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.MASTER_NAME}/{db}"
+
+    def _spawn(self, port: int, argv: list[str], what: str) -> None:
+        log = self.root / f"{port}.log"
+        with open(log, "ab") as out:
+            self.processes[port] = subprocess.Popen(argv, stdout=out, stderr=out, cwd=self.root)
+        _wait_for_port(port, self.processes[port], what, log)
+
+    def _redis(self, port: int, replica_of: int | None) -> None:
+        argv = [
+            "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.root),
+            "--save", "", "--appendonly", "no", "--daemonize", "no", "--dbfilename", f"{port}.rdb",
+        ]  # fmt: skip
+        if replica_of is not None:
+            argv += ["--replicaof", "127.0.0.1", str(replica_of)]
+        self._spawn(port, argv, f"redis-server {port}")
+
+    def _sentinel(self, port: int) -> None:
+        config = self.root / f"sentinel-{port}.conf"  # Sentinel rewrites it: a file of its own
+        config.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {self.root}\n"
+            f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.ports[0]} 2\n"
+            f"sentinel down-after-milliseconds {self.MASTER_NAME} 1000\n"
+            f"sentinel failover-timeout {self.MASTER_NAME} 10000\n"
+            f"sentinel parallel-syncs {self.MASTER_NAME} 1\n"
+        )
+        binary = shutil.which("redis-sentinel")
+        argv = [binary, str(config)] if binary else ["redis-server", str(config), "--sentinel"]
+        self._spawn(port, argv, f"redis-sentinel {port}")
+
+    def master_port(self) -> int:
+        """The master's port, as the first Sentinel reports it now."""
+        out = subprocess.run(
+            ["redis-cli", "-p", str(self.sentinel_ports[0]), "SENTINEL", "get-master-addr-by-name",
+             self.MASTER_NAME],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        return int(out[1])
+
+    def kill_master(self) -> int:
+        port = self.master_port()
+        self.processes[port].send_signal(signal.SIGKILL)
+        self.processes[port].wait()
+        return port
+
+    def wait_for_replicas(self, count: int, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            info = subprocess.run(
+                ["redis-cli", "-p", str(self.master_port()), "INFO", "replication"],
+                capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            if f"connected_slaves:{count}" in info and info.count("state=online") >= count:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the master has not {count} replica(s) online after {timeout_s} s")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from db.pickatale import events, learner_erasure_requests
 from jobfleet.producer import Producer
 from tests.chaos.processes import start_worker, stop_worker, wait_for_result
-from tests.jobs.learner_world import assert_only_the_learner_changed, snapshot, world
+from tests.jobs.learners.world import assert_only_the_learner_changed, snapshot, world
 
 EVENTS = 3000
 

@@ -45,7 +45,7 @@ async def test_kill_9_during_a_sweep_then_finish_equals_a_clean_run(settings: Se
         await clean.close()
 
         worker_env = {**env, "JOBFLEET_SWEEP_BATCH_SIZE": "50", "JOBFLEET_LOG_LEVEL": "WARNING"}
-        command = [sys.executable, "-m", "workers", "worker", "--queue", "sweeps", "--no-scheduler"]
+        command = [sys.executable, "-m", "cli", "worker", "--queue", "sweeps", "--no-scheduler"]
         producer = Producer(redis)
         kills, done = 0, 0
         rng = random.Random(20261122)

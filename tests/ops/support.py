@@ -10,7 +10,6 @@ from html import unescape
 from urllib.parse import quote
 
 import httpx
-from arq.connections import RedisSettings
 from redis.asyncio import Connection, Redis
 
 from jobfleet import keys
@@ -54,7 +53,7 @@ def worker(
         stats=stats,
         specs=runnable_specs(queue),
         burst=burst,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_target=settings.redis_target,
         max_jobs=10,
         poll_delay_s=0.02,
         shutdown_grace_s=1,

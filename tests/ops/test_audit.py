@@ -1,12 +1,17 @@
 """``jobfleet audit`` on a clean database finds nothing; on a corrupted one it names every violation."""
 
+import json
 from datetime import UTC, datetime, timedelta
+
+import asyncpg
 
 from db import pickatale as p
 from db import pinteach as t
 from jobfleet.payloads import Sweep
 from jobs.sessions import auto_complete
-from ops.audit import audit_pickatale, audit_pinteach, audit_telemetry
+from ops.audit import PINTEACH_CHECKS, audit_pickatale, audit_pinteach, audit_telemetry
+from tests import services
+from tests.cli.run import jobfleet
 from tests.factories import PinTeach, ahead
 
 
@@ -41,8 +46,8 @@ async def test_a_clean_database_has_no_violations(deps, pg, mysql):
     assert await audit_telemetry(mysql, max_age_days=90) == []
 
 
-async def test_a_corrupted_database_reports_each_violation_with_ids(pg, mysql):
-    seed = PinTeach(pg)
+async def corrupt(seed: PinTeach, mysql) -> dict:
+    """One violation of every check; returns the ids involved."""
     ids = await consistent_data(seed)
     e = ids["enrollment_id"]
     # a double consume, written without idempotency keys, for a session that is not completed
@@ -97,15 +102,21 @@ async def test_a_corrupted_database_reports_each_violation_with_ids(pg, mysql):
             )
         )
 
-    found = {v.check: v for v in await audit_pinteach(pg)}
-    assert set(found) == {
-        "enrollment_counters",
-        "double_consume",
-        "consume_without_completion",
-        "waitlist_over_offered",
-        "sent_message_without_contact_log",
-        "erasure_incomplete",
-    }
+    # three sessions counted as scheduled and none booked, one more than the enrollment holds
+    overdrawn = await seed.enrollment(
+        ids["service_id"], ids["student_id"], ids["teacher_id"], sessions_total=2, sessions_scheduled=3
+    )
+    return {**ids, "service": service, "request": request, "overdrawn": overdrawn}
+
+
+async def test_a_corrupted_database_reports_each_violation_with_ids(pg, mysql):
+    ids = await corrupt(PinTeach(pg), mysql)
+    e, service, request = ids["enrollment_id"], ids["service"], ids["request"]
+    found: dict[str, list] = {}
+    for v in await audit_pinteach(pg):
+        found.setdefault(v.check, []).append(v)
+    assert set(found) == {check.name for check in PINTEACH_CHECKS}
+    found = {check: v[0] for check, v in found.items()}
     assert found["enrollment_counters"].ids["enrollment_id"] == e
     assert "completed 0 vs 2 CONSUME" in str(found["enrollment_counters"])
     assert found["double_consume"].ids["session_id"] == ids["session_id"]
@@ -168,7 +179,7 @@ async def test_notes_put_back_on_an_erased_students_session_are_personal_data(de
 async def pickatale_world(deps, mysql) -> dict:
     """A class of two learners, one of them erased by the fleet."""
     from jobs.learners import erase_due
-    from tests.jobs.learner_world import world
+    from tests.jobs.learners.world import world
 
     w = await world(mysql)
     assert (await erase_due.run(deps, Sweep()))["erased"] == 1
@@ -252,23 +263,16 @@ async def test_without_the_request_table_the_learner_checks_are_skipped_with_one
 
 
 async def test_audit_json_names_the_pickatale_violations(deps, env, pg, mysql):
-    import asyncio
-    import json
-    import sys
-
     w = await pickatale_world(deps, mysql)
     async with mysql.begin() as conn:
         await conn.execute(
             p.learner_memories.insert().values(learner_id=w["emma"]["learner_id"], memory_type="x", value={})
         )
 
-    audit = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers", "audit", "--json", env=env, stdout=asyncio.subprocess.PIPE
-    )
-    stdout, _ = await asyncio.wait_for(audit.communicate(), 120)
+    result = jobfleet(env, "audit", "--json")
 
-    assert audit.returncode == 1
-    lines = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert result.returncode == 1, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines == [
         {
             "check": "learner_erasure_incomplete",
@@ -277,3 +281,64 @@ async def test_audit_json_names_the_pickatale_violations(deps, env, pg, mysql):
             "learner_id": w["emma"]["learner_id"],
         }
     ]
+
+
+async def test_audit_json_holds_every_checks_violations_and_exits_1(env, pg, mysql):
+    ids = await corrupt(PinTeach(pg), mysql)
+    result = jobfleet(env, "audit", "--json")
+    assert result.returncode == 1, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    by_check: dict[str, list[dict]] = {}
+    for line in lines:
+        by_check.setdefault(line["check"], []).append(line)
+    assert set(by_check) == {check.name for check in PINTEACH_CHECKS} | {"telemetry_retention"}
+    assert all(isinstance(line["message"], str) and line["message"] for line in lines)
+    e, overdrawn = str(ids["enrollment_id"]), str(ids["overdrawn"])
+    counters = {line["enrollment_id"]: line for line in by_check["enrollment_counters"]}
+    assert counters[e]["completed"] == 0 and counters[e]["consume_rows"] == 2
+    # a sum() of counts: numeric in PostgreSQL, a plain integer in the JSON
+    assert counters[e]["booked_sessions"] == 2 and counters[e]["scheduled"] == 2
+    assert counters[overdrawn]["scheduled"] == 3 and counters[overdrawn]["booked_sessions"] == 0
+    assert by_check["enrollment_overdrawn"] == [
+        {
+            "check": "enrollment_overdrawn",
+            "message": "uses more credits than it has (remaining -1)",
+            "enrollment_id": overdrawn,
+            "remaining": -1,
+        }
+    ]
+    [double] = by_check["double_consume"]
+    assert (double["session_id"], double["consume_rows"]) == (str(ids["session_id"]), 2)
+    [unearned] = by_check["consume_without_completion"][:1]
+    assert unearned["session_id"] == str(ids["session_id"])
+    assert by_check["waitlist_over_offered"][0] | {"message": ""} == {
+        "check": "waitlist_over_offered",
+        "message": "",
+        "service_id": str(ids["service"]),
+        "open_offers": 2,
+        "free_seats": 1,
+    }
+    [message] = by_check["sent_message_without_contact_log"]
+    assert set(message) == {"check", "message", "message_id"}
+    [erasure] = by_check["erasure_incomplete"]
+    assert erasure["request_id"] == str(ids["request"]) and erasure["student_id"] == str(ids["student_id"])
+    [late] = by_check["telemetry_retention"]
+    assert late["event_ids"] and "older than 90 days" in late["message"]
+
+
+async def test_audit_that_cannot_finish_exits_2_with_one_line(env):
+    name = f"jf_test_{services.RUN_ID}_unaudited"
+    admin = await asyncpg.connect(services.PG_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        dsn = services.PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+        result = jobfleet({**env, "JOBFLEET_PINTEACH_DSN": dsn}, "audit", "--json")
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("jobfleet audit: could not finish: ProgrammingError: ")
+    assert 'relation "credit_ledger" does not exist' in line

@@ -42,7 +42,7 @@ async def dashboard_server(env: dict[str, str]):
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "workers",
+        "cli",
         "dashboard",
         "--port",
         str(port),

@@ -84,7 +84,7 @@ async def test_a_sweep_records_its_last_run(settings, deps, redis, pg):
 
 async def jobfleet(env, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers", *args, env=env, stdout=PIPE, stderr=PIPE
+        sys.executable, "-m", "cli", *args, env=env, stdout=PIPE, stderr=PIPE
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode, out.decode(), err.decode()
@@ -113,7 +113,7 @@ async def test_status_prints_tables_and_json(settings, deps, redis, env):
 def test_the_dashboard_refuses_a_public_address_without_credentials(env):
     bare = {k: v for k, v in env.items() if not k.startswith("JOBFLEET_DASHBOARD_")}
     result = subprocess.run(
-        [sys.executable, "-m", "workers", "dashboard", "--host", "0.0.0.0", "--port", "1"],
+        [sys.executable, "-m", "cli", "dashboard", "--host", "0.0.0.0", "--port", "1"],
         env=bare,
         capture_output=True,
         text=True,

@@ -4,7 +4,7 @@ import re
 from html import unescape
 
 from tests.factories import ago
-from tests.jobs.learner_world import add_request, world
+from tests.jobs.learners.world import add_request, world
 from tests.ops.support import dashboard
 from tests.ops.test_metrics_and_health import scrape
 

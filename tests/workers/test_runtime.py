@@ -3,7 +3,6 @@
 import dataclasses
 import json
 
-from arq.connections import RedisSettings
 from redis.asyncio import Redis
 
 from jobfleet import keys, wire
@@ -83,7 +82,7 @@ async def test_transient_failures_retry_with_backoff_then_land_in_the_record(set
         stats=stats,
         specs=[spec],
         burst=True,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        redis_target=settings.redis_target,
         max_jobs=10,
         poll_delay_s=0.01,
         shutdown_grace_s=0,

@@ -88,7 +88,7 @@ async def test_two_worker_processes_run_each_tick_once(env, redis: Redis, tmp_pa
         "JOBFLEET_SHUTDOWN_GRACE_S": "5",
         "JOBFLEET_HEALTH_INTERVAL_S": "0.5",
     }
-    command = [sys.executable, "-m", "workers", "worker", "--queue", "default"]
+    command = [sys.executable, "-m", "cli", "worker", "--queue", "default"]
     workers = [
         await asyncio.create_subprocess_exec(
             *command, env=worker_env, cwd=os.getcwd(), stdout=asyncio.subprocess.DEVNULL

@@ -1,0 +1,1 @@
+"""The ``jobfleet`` command line: the entry points, above ``ops`` and ``workers``."""
