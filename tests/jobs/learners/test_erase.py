@@ -1,6 +1,8 @@
 """learners.erase_due and learners.erase: a Pickatale learner erased step by step, resumable."""
 
 import asyncio
+import time
+import uuid
 
 import pytest
 from sqlalchemy import func, select
@@ -236,3 +238,48 @@ async def test_the_demo_request_is_erased_by_a_sweep(deps, mysql):
     owned = rows_of(before, demo)["telemetry.events"]
     left = (await snapshot(mysql))["telemetry.events"]
     assert len(owned) == 30 and not owned & set(left)
+
+
+async def test_other_learners_keep_writing_while_a_learner_is_erased(deps, mysql):
+    w = await world(mysql, n_events=3000)
+    # 30 chunks with a 0.05 s pause after each: the telemetry step lasts at least 1.5 s
+    slow = deps.with_settings(learner_erase_chunk_size=100, learner_erase_pause_s=0.05)
+    noah = w["noah"]["learner_id"]
+    waits: list[float] = []
+    erasing, done = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        await erasing.wait()
+        while not done.is_set():
+            started = time.monotonic()
+            async with mysql.begin() as conn:
+                await conn.execute(
+                    events.insert().values(
+                        event_id=str(uuid.uuid4()),
+                        learner_id=noah,
+                        session_id="live",
+                        event_type="page_turned",
+                        client_ts=0,
+                        created_at=ago(seconds=0).replace(tzinfo=None),
+                    )
+                )
+            waits.append(time.monotonic() - started)
+            await asyncio.sleep(0.01)
+
+    async def eraser() -> dict[str, int]:
+        erasing.set()
+        try:
+            return await erase.run(slow, LearnerErasureRef(request_id=w["request_id"]))
+        finally:
+            done.set()
+
+    summary, _ = await asyncio.gather(eraser(), writer())
+
+    assert summary["erased"] == 1
+    assert len(waits) >= 20, "the writer should have inserted all through the erasure"
+    # A bound on lock waits, not a speed test (as the purge's test): each chunk is a READ COMMITTED
+    # transaction locking only the erased learner's rows, and the request's row lock is on another
+    # table, so an insert of another learner's event never waits on the erasure; one that did would
+    # wait for most of its 1.5 s or more.
+    assert max(waits) < 2.0, f"longest insert waited {max(waits):.2f} s"
+    assert await count(mysql, events, events.c.learner_id == noah) == 30 + len(waits)
