@@ -14,7 +14,8 @@ replicates asynchronously, so without it a job acknowledged just before a failov
 """
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
@@ -29,6 +30,14 @@ from jobfleet import keys, wire
 from jobfleet.catalog import JobSpec, spec_for
 from jobfleet.connect import connect
 from jobfleet.redis_target import RedisTarget
+
+try:  # OpenTelemetry is optional: the producer needs only arq, redis and pydantic
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import SpanKind
+
+    _tracer: Any = trace.get_tracer("jobfleet.producer")
+except ImportError:  # pragma: no cover - exercised by the producer's clean-venv test
+    _tracer = None
 
 # One job, created only if neither a queued/running job nor a kept result has its id.
 _ENQUEUE = """
@@ -87,6 +96,11 @@ class Job:
     defer_by: timedelta | float | None = None
 
 
+def destination(queue: str) -> str:
+    """A queue's short name (``default``) as messaging spans name their destination."""
+    return queue.rsplit(":", 1)[-1]
+
+
 def validate(name: str, payload: Mapping[str, Any] | None) -> tuple[JobSpec, dict[str, Any]]:
     spec = spec_for(name)
     try:
@@ -107,6 +121,31 @@ def _check_key(name: str, key: str | None) -> None:
         key.encode()
     except UnicodeEncodeError as e:
         raise ValueError(f"key for job {name!r} is not valid text: {e.reason}") from None
+
+
+@contextmanager
+def _sending(destination: str, count: int) -> Iterator[dict[str, str] | None]:
+    """A PRODUCER span around an enqueue, and the W3C context the job documents carry: the caller's
+    trace (a web request, say) continues into the job's run. Without a tracer configured in the
+    process, nothing is injected."""
+    if _tracer is None:
+        yield None
+        return
+    attributes = {
+        "messaging.system": "jobfleet",
+        "messaging.operation.name": "send",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": destination,
+        "messaging.batch.message_count": count,
+    }
+    with _tracer.start_as_current_span(f"send {destination}", kind=SpanKind.PRODUCER, attributes=attributes):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        yield trace_context_of(carrier)
+
+
+def trace_context_of(carrier: Mapping[str, str]) -> dict[str, str] | None:
+    return wire.trace_context(dict(carrier))
 
 
 def job_id_for(name: str, key: str | None) -> str:
@@ -157,11 +196,13 @@ class Producer:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    def prepare(self, job: Job, now_ms: int) -> tuple[list[str], list[Any], str]:
+    def prepare(
+        self, job: Job, now_ms: int, trace_context: dict[str, str] | None = None
+    ) -> tuple[list[str], list[Any], str]:
         spec, payload = validate(job.name, job.payload)
         _check_key(job.name, job.key)
         job_id = job_id_for(job.name, job.key)
-        document = wire.job_document(spec.name, payload, now_ms)
+        document = wire.job_document(spec.name, payload, now_ms, trace_context)
         if len(document) > wire.MAX_JOB_BYTES:
             raise ValueError(
                 f"payload for job {job.name!r} is {len(document)} bytes; the limit is "
@@ -183,24 +224,30 @@ class Producer:
     ) -> str:
         """Enqueue one job and return its id. With ``key``, a second enqueue while the first job is
         queued, running or its result kept returns the same id and adds nothing."""
-        job_keys, args, job_id = self.prepare(
-            Job(name, payload or {}, key, defer_until, defer_by), wire.now_ms()
-        )
-        failure = f"job {name!r} was not enqueued"
-        if not self.durable_replicas:
-            await self._reconnecting(lambda: self._enqueue(keys=job_keys, args=args), failure)
+        job = Job(name, payload or {}, key, defer_until, defer_by)
+        with _sending(destination(spec_for(name).queue), 1) as context:
+            job_keys, args, job_id = self.prepare(job, wire.now_ms(), context)
+            failure = f"job {name!r} was not enqueued"
+            if not self.durable_replicas:
+                await self._reconnecting(lambda: self._enqueue(keys=job_keys, args=args), failure)
+                return job_id
+
+            async def send(pipe: Any) -> None:
+                await self._enqueue(keys=job_keys, args=args, client=pipe)
+
+            await self._reconnecting(lambda: self._pipelined(send, 1, f"job {job_id!r}"), failure)
             return job_id
-
-        async def send(pipe: Any) -> None:
-            await self._enqueue(keys=job_keys, args=args, client=pipe)
-
-        await self._reconnecting(lambda: self._pipelined(send, 1, f"job {job_id!r}"), failure)
-        return job_id
 
     async def enqueue_many(self, jobs: Iterable[Job]) -> list[str]:
         """Validate every job first, then enqueue them all through one pipeline."""
+        jobs = list(jobs)
+        queues = {spec_for(job.name).queue for job in jobs}
+        with _sending(destination(queues.pop()) if len(queues) == 1 else "(several)", len(jobs)) as context:
+            return await self._enqueue_many(jobs, context)
+
+    async def _enqueue_many(self, jobs: list[Job], context: dict[str, str] | None) -> list[str]:
         now = wire.now_ms()
-        prepared = [self.prepare(job, now) for job in jobs]
+        prepared = [self.prepare(job, now, context) for job in jobs]
 
         async def send(pipe: Any) -> None:
             for job_keys, args, _ in prepared:

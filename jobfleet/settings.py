@@ -23,7 +23,9 @@ def _check_scheme(url: str, allowed: tuple[str, ...], what: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JOBFLEET_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="JOBFLEET_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Redis Sentinel (or a redis+sentinel:// URL): "host:port,host:port" and the master's name
@@ -109,6 +111,17 @@ class Settings(BaseSettings):
     domain_health_cache_s: float = Field(default=30, ge=0)
     domain_health_timeout_s: float = Field(default=5, gt=0)
 
+    # Tracing: OpenTelemetry's own variables turn it on (the exporter reads the rest of OTEL_*)
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otel_traces_exporter: str | None = Field(default=None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    otel_service_name: str | None = Field(default=None, validation_alias="OTEL_SERVICE_NAME")
+
     # Finished jobs kept in each history index (all, per job name, per status)
     history_max_jobs: int = Field(default=200_000, ge=100)
 
@@ -125,6 +138,15 @@ class Settings(BaseSettings):
             variable = "redis_sentinels" if self.redis_sentinels else "redis_url"
             raise ValueError(f"{variable}: {e}") from None
         return self
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Off by default; on with an OTLP endpoint or ``OTEL_TRACES_EXPORTER=otlp|console``."""
+        if self.otel_sdk_disabled or self.otel_traces_exporter == "none":
+            return False
+        return self.otel_traces_exporter in ("otlp", "console") or bool(
+            self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_traces_endpoint
+        )
 
     @property
     def redis_target(self) -> RedisTarget:

@@ -372,6 +372,7 @@ class JobDetail:
     running_since: float | None = None
     in_failure_record: bool = False
     abort_requested: bool = False
+    trace_id: str | None = None  # the producer's trace, which the job's runs join
 
     @property
     def duration_s(self) -> float | None:
@@ -396,6 +397,7 @@ async def job_detail(redis: Redis, job_id: str, states: list[WorkerState]) -> Jo
     if (document := _json(doc)) is not None:
         detail.job, detail.payload, detail.tries = document.get("f"), document.get("k"), document.get("t")
         detail.enqueued_ms = document.get("et")
+        detail.trace_id = wire.trace_id(document.get("tc"))
     for queue, score in zip(keys.ALL_QUEUES, scores, strict=True):
         if score is not None:
             detail.queue, detail.run_at_ms = QUEUE_NAMES[queue], int(score)
@@ -410,6 +412,7 @@ async def job_detail(redis: Redis, job_id: str, states: list[WorkerState]) -> Jo
             kept.get("ft"),
         )
         detail.queue = QUEUE_NAMES.get(kept.get("q"), kept.get("q"))
+        detail.trace_id = detail.trace_id or wire.trace_id(kept.get("tc"))
         if kept.get("s"):
             detail.status, detail.result = "succeeded", kept.get("r")
         else:

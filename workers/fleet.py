@@ -16,7 +16,7 @@ from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from jobs.deps import Deps
 from jobs.retention.policies import load_policies
-from workers import probe
+from workers import probe, tracing
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
@@ -62,6 +62,8 @@ class Fleet:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, sig)
         deps = Deps.from_settings(settings)
+        if tracing.configure(settings, [deps.pinteach, deps.pickatale]):
+            log.info("tracing_on", service=settings.otel_service_name or "jobfleet")
         redis = connect(settings.redis_target)
         stats = Stats()
         failures = FailureRecord(redis)
@@ -89,6 +91,7 @@ class Fleet:
             await asyncio.gather(*background, return_exceptions=True)
             with contextlib.suppress(RedisError, OSError):
                 await heartbeat.remove()
+            await asyncio.to_thread(tracing.shutdown)  # export the last spans (blocks: a thread)
             await deps.close()
             await redis.aclose()
             log.info("fleet_stopped", worker_id=self.worker_id, jobs=dict(stats.totals))

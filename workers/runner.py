@@ -20,6 +20,7 @@ from jobfleet.payloads import Payload
 from jobfleet.producer import InvalidPayload
 from jobs.deps import Deps
 from jobs.errors import Permanent
+from workers import tracing
 from workers.failures import FailureRecord
 from workers.last_runs import LastRuns
 from workers.retrying import backoff_s, is_transient
@@ -89,6 +90,12 @@ class JobRunner:
             log.warning("last_run_not_recorded", job=self.spec.name, job_id=ctx["job_id"], error=str(e))
 
     async def run(self, ctx: dict[str, Any], *args: Any, **payload: Any) -> dict[str, Any]:
+        if not tracing.enabled():
+            return await self._run(ctx, *args, **payload)
+        with tracing.job_run(self.spec.name, ctx["job_id"], ctx["job_try"], self.spec.queue):
+            return await self._run(ctx, *args, **payload)
+
+    async def _run(self, ctx: dict[str, Any], *args: Any, **payload: Any) -> dict[str, Any]:
         spec = self.spec
         job_id, job_try = ctx["job_id"], ctx["job_try"]
         bound = log.bind(job=spec.name, job_id=job_id, job_try=job_try)

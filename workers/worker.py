@@ -269,7 +269,7 @@ def build_worker(
         job_completion_wait=int(shutdown_grace_s),
         max_jobs=max_jobs,
         poll_delay=poll_delay_s,
-        job_serializer=wire.encode,
+        job_serializer=wire.encode_result,
         job_deserializer=wire.decode_job,
         retry_jobs=True,
         allow_abort_jobs=True,

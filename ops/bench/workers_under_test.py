@@ -52,7 +52,7 @@ class WorkerUnderTest:
         function, kwargs = self.job(work)
         return serialize_job(function, (), kwargs, None, now_ms, serializer=self.serializer())
 
-    def start(self, redis_url: str) -> "WorkerProcess":
+    def start(self, redis_url: str, extra_env: dict[str, str] | None = None) -> "WorkerProcess":
         if self.kind == "jobfleet":
             argv = [
                 sys.executable,
@@ -90,7 +90,7 @@ class WorkerUnderTest:
             "JOBFLEET_LOG_FORMAT": "json",
             "PYTHONPATH": str(ROOT),
         }
-        return WorkerProcess(argv, env)
+        return WorkerProcess(argv, {**env, **(extra_env or {})})
 
 
 class WorkerProcess:

@@ -107,6 +107,22 @@ async def test_a_job_page_shows_payload_tries_times_result(settings, deps, redis
     )
 
 
+async def test_a_job_page_names_the_trace_its_producer_started(settings, deps, redis):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    context = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    document = {"t": None, "f": "fleet.noop", "a": [], "k": {}, "et": wire.now_ms(), "tc": context}
+    await redis.set(keys.job_key_prefix + "traced-1", wire.encode(document))
+    await redis.zadd(keys.QUEUE_DEFAULT, {"traced-1": wire.now_ms() + 60_000})
+    async with dashboard(settings) as client:
+        waiting = cells((await client.get("/jobs/traced-1")).text)
+    await redis.zadd(keys.QUEUE_DEFAULT, {"traced-1": wire.now_ms()})
+    await run_burst(settings, deps, redis)
+    async with dashboard(settings) as client:
+        done = cells((await client.get("/jobs/traced-1")).text)
+    assert f"Trace {trace_id}" in waiting
+    assert "succeeded" in done and f"Trace {trace_id}" in done, "the result keeps the trace"
+
+
 async def test_secret_fields_of_payloads_are_masked(settings, deps, redis):
     await write_raw_job(
         redis, "leaky-1", "fleet.sleep", {"ms": 1, "api_token": "s3cr3t", "nested": {"password": "p4ss"}}
