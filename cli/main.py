@@ -65,7 +65,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         overrides["worker_max_jobs"] = args.concurrency
     settings = settings.model_copy(update=overrides)
     fleet = Fleet(
-        settings, _queues(args.queue), burst=args.burst, scheduler=False if args.no_scheduler else None
+        settings,
+        _queues(args.queue),
+        burst=args.burst,
+        scheduler=False if args.no_scheduler else None,
+        outbox=False if args.no_outbox else None,
     )
 
     async def main() -> int:
@@ -142,6 +146,12 @@ def cmd_enqueue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    if args.json_schema:
+        from jobfleet.json_schema import render
+
+        sys.stdout.write(render())
+        return 0
+
     from workers.scheduler import load_schedules
 
     crons = {s.name: s.cron.expression for s in load_schedules(settings.schedules_file)}
@@ -242,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command(
-        "worker", cmd_worker, "Run a worker process: one worker per queue, the scheduler and a heartbeat"
+        "worker",
+        cmd_worker,
+        "Run a worker process: one worker per queue, the scheduler, the outbox relay and a heartbeat",
     )
     p.add_argument(
         "--queue",
@@ -256,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     p.add_argument(
         "--no-scheduler", action="store_true", help="do not enqueue periodic sweeps from this process"
+    )
+    p.add_argument(
+        "--no-outbox",
+        action="store_true",
+        help="do not relay PinTeach's job_outbox from this process (JOBFLEET_OUTBOX_RELAY_ENABLED)",
     )
 
     p = command(
@@ -283,7 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--defer-by", type=float, metavar="SECONDS", help="run after this many seconds")
 
     p = command("jobs", cmd_jobs, "List the job catalog: names, queues, schedules, timeouts")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    output.add_argument(
+        "--json-schema",
+        action="store_true",
+        help="print a JSON Schema of every job's payload and of the wire document (for producers "
+        "in other languages)",
+    )
 
     db = command("db", lambda *_: 0, "Create or check the shared databases' schema")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
@@ -335,7 +359,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--failed", type=int, default=10, metavar="N", help="newest failed jobs to list (10)")
 
-    command("demo", cmd_demo, "Create demo databases with realistic data and run a worker that sweeps them")
+    p = command(
+        "demo",
+        cmd_demo,
+        "Create demo databases with realistic data, run a worker that sweeps them, a trickle of jobs "
+        "from a pretend backend, and the dashboard (Ctrl-C stops everything)",
+    )
+    p.add_argument("--no-dashboard", action="store_true", help="run the worker and the trickle only")
+    p.add_argument(
+        "--port", type=int, default=8765, help="dashboard port on 127.0.0.1 (a free one if it is taken)"
+    )
+    p.add_argument(
+        "--name",
+        default="jobfleet_demo",
+        help="the demo's PostgreSQL database; its Pickatale databases take NAME_ as prefix (jobfleet_demo)",
+    )
+    p.add_argument("--redis-db", type=int, default=9, metavar="N", help="the demo's Redis database (9)")
     return parser
 
 

@@ -14,14 +14,21 @@ def pickatale_url(dsn: str) -> URL:
     return make_url(dsn).set(drivername="mysql+asyncmy")
 
 
-def pinteach_engine(dsn: str, *, pool_size: int = 10) -> AsyncEngine:
+def pinteach_engine(
+    dsn: str, *, pool_size: int = 10, server_settings: dict[str, str] | None = None
+) -> AsyncEngine:
     return create_async_engine(
         pinteach_url(dsn),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,  # a restarted server leaves dead connections in the pool
-        connect_args={"server_settings": {"application_name": "jobfleet"}},
+        connect_args={"server_settings": {"application_name": "jobfleet", **(server_settings or {})}},
     )
+
+
+def libpq_dsn(dsn: str) -> str:
+    """The DSN as asyncpg's own ``connect`` takes it (no SQLAlchemy driver suffix)."""
+    return pinteach_url(dsn).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def pickatale_schema_map(prefix: str) -> dict[str | None, str | None]:

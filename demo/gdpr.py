@@ -111,4 +111,19 @@ async def seed_demo(conn: AsyncConnection) -> dict[str, Any]:
         requested_at=now - timedelta(days=31),
         due_at=now - timedelta(days=1),
     )
+    # a second student asked 28 days ago: due in two days, the dashboard's GDPR line shows it
+    waiting = await insert(
+        conn,
+        students,
+        **rows.student(teacher, f"demo-erase-soon-{n}", name="Demo Waiting", status="churned"),
+    )
+    await insert(
+        conn,
+        data_erasure_requests,
+        teacher_id=teacher,
+        student_id=waiting,
+        requested_by="student",
+        requested_at=now - timedelta(days=28),
+        due_at=now + timedelta(days=2),
+    )
     return {"teacher_id": teacher, "student_id": student, "request_id": request}

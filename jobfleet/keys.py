@@ -56,5 +56,11 @@ STATS_PREFIX = "jobfleet:stats:"
 STATS_MINUTE_PREFIX = "jobfleet:stats:minute:"
 STATS_HOUR_PREFIX = "jobfleet:stats:hour:"
 
+# Outbox relay: one marker per relayed outbox row (value: the row's created_at), written in the same
+# script as the job, so a row relayed again after a crash before its DELETE adds nothing; and the
+# relay's counters (enqueued, duplicate, relayed_before, failed), summed by every relay.
+OUTBOX_RELAYED_PREFIX = "jobfleet:outbox:relayed:"
+OUTBOX_STATS = "jobfleet:outbox:stats"
+
 # arq's abort request set (job id -> request time ms), read by workers started with allow_abort_jobs.
 ABORT_JOBS = abort_jobs_ss

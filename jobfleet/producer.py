@@ -8,6 +8,12 @@ Needs only arq, redis and pydantic. Usage::
         ...
         await producer.cancel(job_id)
 
+    # in the caller's PostgreSQL transaction (asyncpg or SQLAlchemy): the relay enqueues it at commit
+    async with engine.begin() as conn:
+        await conn.execute(messages.insert().values(...))
+        job_id = await producer.enqueue_in_transaction(conn, "messages.deliver", {"message_id": mid},
+                                                       key=mid, defer_until=scheduled_for)
+
 Behind Redis Sentinel: ``Producer.from_url("redis+sentinel://h1:26379,h2:26379/mymaster/0")``. With
 ``durable_replicas=1`` an enqueue returns only once a replica holds the job (Redis ``WAIT``): Redis
 replicates asynchronously, so without it a job acknowledged just before a failover can vanish.
@@ -26,7 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobfleet import keys, wire
+from jobfleet import keys, outbox, wire
 from jobfleet.catalog import JobSpec, spec_for
 from jobfleet.connect import connect
 from jobfleet.redis_target import RedisTarget
@@ -165,6 +171,27 @@ def _score_ms(now_ms: int, defer_until: datetime | None, defer_by: timedelta | f
     return now_ms
 
 
+def prepare(
+    job: Job, now_ms: int, trace_context: dict[str, str] | None = None
+) -> tuple[list[str], list[Any], str]:
+    """Validate a job and lay it out for the enqueue script: (keys, args, job id); the document
+    carries ``trace_context`` as its ``"tc"``. Raises UnknownJob, InvalidPayload or ValueError
+    (key, size, deferral) before anything reaches Redis."""
+    spec, payload = validate(job.name, job.payload)
+    _check_key(job.name, job.key)
+    job_id = job_id_for(job.name, job.key)
+    document = wire.job_document(spec.name, payload, now_ms, trace_context)
+    if len(document) > wire.MAX_JOB_BYTES:
+        raise ValueError(
+            f"payload for job {job.name!r} is {len(document)} bytes; the limit is "
+            f"{wire.MAX_JOB_BYTES}: a job carries ids, not documents"
+        )
+    score = _score_ms(now_ms, job.defer_until, job.defer_by)
+    expires_ms = max(score - now_ms, 0) + expires_extra_ms
+    job_keys = [keys.job_key_prefix + job_id, keys.result_key_prefix + job_id, spec.queue]
+    return job_keys, [document, expires_ms, score, job_id], job_id
+
+
 class Producer:
     def __init__(self, redis: Redis, *, durable_replicas: int = 0, durable_timeout_s: float = 1.0) -> None:
         self.redis = redis
@@ -199,19 +226,7 @@ class Producer:
     def prepare(
         self, job: Job, now_ms: int, trace_context: dict[str, str] | None = None
     ) -> tuple[list[str], list[Any], str]:
-        spec, payload = validate(job.name, job.payload)
-        _check_key(job.name, job.key)
-        job_id = job_id_for(job.name, job.key)
-        document = wire.job_document(spec.name, payload, now_ms, trace_context)
-        if len(document) > wire.MAX_JOB_BYTES:
-            raise ValueError(
-                f"payload for job {job.name!r} is {len(document)} bytes; the limit is "
-                f"{wire.MAX_JOB_BYTES}: a job carries ids, not documents"
-            )
-        score = _score_ms(now_ms, job.defer_until, job.defer_by)
-        expires_ms = max(score - now_ms, 0) + expires_extra_ms
-        job_keys = [keys.job_key_prefix + job_id, keys.result_key_prefix + job_id, spec.queue]
-        return job_keys, [document, expires_ms, score, job_id], job_id
+        return prepare(job, now_ms, trace_context)
 
     async def enqueue(
         self,
@@ -258,6 +273,32 @@ class Producer:
             lambda: self._pipelined(send, len(prepared), what), f"{what} were not enqueued"
         )
         return [job_id for _, _, job_id in prepared]
+
+    async def enqueue_in_transaction(
+        self,
+        conn: Any,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        defer_until: datetime | None = None,
+        defer_by: timedelta | float | None = None,
+        trace_context: Mapping[str, str] | None = None,
+    ) -> str:
+        """Write the job as a ``job_outbox`` row through ``conn`` (an asyncpg Connection inside a
+        transaction, or a SQLAlchemy AsyncConnection) and return its id; the fleet's relay enqueues it
+        once the caller's transaction commits, and never if it rolls back. Validation is the same as
+        ``enqueue``'s and happens before the row is written; Redis is not touched here. The row's
+        trace context is ``trace_context`` if given, else the current one (as ``enqueue`` injects)."""
+        job = Job(name, payload or {}, key or None, defer_until, defer_by)
+        spec, clean = validate(name, job.payload)
+        with _sending(destination(spec.queue), 1) as current:
+            tc = wire.trace_context(dict(trace_context)) if trace_context else current
+            _, (_, _, score, _), _ = prepare(job, wire.now_ms(), tc)  # the same checks as enqueue's
+            deferred = defer_until is not None or defer_by is not None
+            run_at = datetime.fromtimestamp(score / 1000, UTC) if deferred else None
+            outbox_id = await outbox.insert_row(conn, name, clean, job.key, run_at, tc)
+        return outbox.job_id(name, job.key, outbox_id)
 
     async def _pipelined(self, add: Callable[[Any], Awaitable[None]], count: int, what: str) -> None:
         """Send ``count`` scripts in one pipeline; when durable, WAIT on the same connection (it

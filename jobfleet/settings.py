@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     schedules_file: Path = SCHEDULES_DIR / "schedules.toml"
     retention_file: Path = SCHEDULES_DIR / "retention.toml"
 
+    # Outbox relay (PinTeach job_outbox): every worker process relays committed rows to the queues
+    outbox_relay_enabled: bool = True
+    outbox_listen: bool = True  # LISTEN job_outbox for wake-ups; off: the periodic sweep alone
+    outbox_sweep_s: float = Field(default=1.0, gt=0, le=3600)
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+
     # Sweeps
     sweep_batch_size: int = Field(default=500, ge=1, le=50_000)
     sweep_budget_s: float = Field(default=240, gt=0)

@@ -25,6 +25,7 @@ from db.pinteach import (
     class_sessions,
     data_erasure_requests,
     enrollments,
+    job_outbox,
     oauth_connections,
     session_calendar_sync,
     waitlist_entries,
@@ -57,6 +58,9 @@ class DomainHealth:
     learner_erasures_overdue: int | None = None
     oldest_learner_erasure_overdue_age_s: float | None = None
     oldest_telemetry_age_s: float | None = None
+    # None where job_outbox is missing (migration 0080 not run): the relay is off
+    outbox_rows: int | None = None
+    oldest_outbox_row_age_s: float | None = None
     telemetry_policy_s: float = TELEMETRY_POLICY_DAYS * 86400
     errors: list[str] = field(default_factory=list)
 
@@ -128,6 +132,10 @@ async def _pinteach(deps: Deps, grace: timedelta, timeout_s: float) -> dict[str,
                 ).where(open_erasure, data_erasure_requests.c.due_at < soon)
             )
         ).one()
+        # the relay keeps the outbox near empty: a count that grows means relays are down or failing
+        outbox = None
+        if await missing_table(conn, job_outbox) is None:
+            outbox = (await conn.execute(select(func.count(), func.min(job_outbox.c.created_at)))).one()
     oldest_due = sessions[1] + grace if sessions[1] is not None else None
     overdue_gdpr = gdpr[2] if gdpr[1] else None
     return {
@@ -141,6 +149,8 @@ async def _pinteach(deps: Deps, grace: timedelta, timeout_s: float) -> dict[str,
         "gdpr_due_within_3_days": gdpr[0],
         "gdpr_overdue": gdpr[1],
         "oldest_gdpr_overdue_age_s": _age_s(now, overdue_gdpr),
+        "outbox_rows": outbox[0] if outbox else None,
+        "oldest_outbox_row_age_s": _age_s(now, outbox[1]) if outbox else None,
     }
 
 

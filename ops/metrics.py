@@ -6,7 +6,7 @@ is async; the collector then only turns the snapshot into metric families.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -72,11 +72,19 @@ DOMAIN_METRICS = {
         "jobfleet_domain_oldest_telemetry_event_age_seconds",
         "Age of the oldest telemetry event (policy: jobfleet_domain_telemetry_policy_seconds)",
     ),
+    "outbox_rows": ("jobfleet_domain_outbox_rows", "Rows waiting in PinTeach's job_outbox for the relay"),
+    "oldest_outbox_row_age_s": (
+        "jobfleet_domain_oldest_outbox_row_age_seconds",
+        "Age of the oldest row waiting in job_outbox (0 when it is empty)",
+    ),
     "telemetry_policy_s": (
         "jobfleet_domain_telemetry_policy_seconds",
         "How long telemetry events may be kept",
     ),
 }
+
+
+OUTBOX_OUTCOMES = ("enqueued", "duplicate", "relayed_before", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +95,7 @@ class Snapshot:
     schedules: list[queries.ScheduleState]
     failed_recorded: int
     health: DomainHealth | None
+    outbox: dict[str, int] = field(default_factory=dict)  # the relays' counters, summed in Redis
 
 
 async def snapshot(redis: Redis, schedules: list[Schedule], health: DomainHealthCache | None) -> Snapshot:
@@ -98,6 +107,7 @@ async def snapshot(redis: Redis, schedules: list[Schedule], health: DomainHealth
         schedules=await queries.schedules(redis, schedules),
         failed_recorded=await redis.zcard(keys.FAILED_INDEX),
         health=await health.get() if health else None,
+        outbox={k.decode(): int(v) for k, v in (await redis.hgetall(keys.OUTBOX_STATS)).items()},
     )
 
 
@@ -172,6 +182,15 @@ class SnapshotCollector(Collector):
         yield GaugeMetricFamily(
             "jobfleet_failed_jobs_recorded", "Jobs in the failure record", value=self.snap.failed_recorded
         )
+        outbox = CounterMetricFamily(
+            "jobfleet_outbox_rows",
+            "job_outbox rows the relays handled: enqueued, duplicate (their key's job was there), "
+            "relayed_before (a batch sent again after a crash), failed (to the failure record)",
+            labels=["outcome"],
+        )
+        for outcome in OUTBOX_OUTCOMES:
+            outbox.add_metric([outcome], self.snap.outbox.get(outcome, 0))
+        yield outbox
 
     def _schedules(self) -> Iterator:
         success = GaugeMetricFamily(

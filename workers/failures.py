@@ -10,20 +10,40 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from jobfleet import keys, wire
 from jobfleet.catalog import CATALOG
 from jobfleet.producer import InvalidPayload, Producer
 
 MAX_TRACEBACK_CHARS = 20_000
+PAYLOAD_PREVIEW_CHARS = 2000
+
+
+def bounded(payload: Any) -> Any:
+    """The payload as the failure record keeps it: whole, unless a producer sent a document."""
+    size = len(wire.encode(payload))
+    if size <= wire.MAX_JOB_BYTES:
+        return payload
+    return {
+        "_truncated": True,
+        "bytes": size,
+        "preview": wire.encode(payload)[:PAYLOAD_PREVIEW_CHARS].decode(errors="replace"),
+    }
 
 
 class FailureRecord:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
-    async def record(
-        self,
+    async def record(self, **failure: Any) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self.stage(pipe, **failure)
+            await pipe.execute()
+
+    @staticmethod
+    def stage(
+        pipe: Pipeline,
         *,
         job_id: str,
         job: str,
@@ -34,6 +54,7 @@ class FailureRecord:
         traceback: str | None = None,
         raw: str | None = None,
     ) -> None:
+        """Add the failure's writes to ``pipe`` (the outbox relay sends them with its batch)."""
         failed_at = datetime.now(UTC)
         document = {
             "job_id": job_id,
@@ -46,10 +67,8 @@ class FailureRecord:
             "failed_at": failed_at.isoformat(),
             "raw": raw,
         }
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.FAILED_PREFIX + job_id, wire.encode(document))
-            pipe.zadd(keys.FAILED_INDEX, {job_id: failed_at.timestamp()})
-            await pipe.execute()
+        pipe.set(keys.FAILED_PREFIX + job_id, wire.encode(document))
+        pipe.zadd(keys.FAILED_INDEX, {job_id: failed_at.timestamp()})
 
     async def count(self) -> int:
         return await self.redis.zcard(keys.FAILED_INDEX)

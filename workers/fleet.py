@@ -1,4 +1,5 @@
-"""A worker process: one arq worker per queue, the scheduler and the heartbeat, supervised.
+"""A worker process: one arq worker per queue, the scheduler, the outbox relay and the heartbeat,
+supervised.
 
 arq's worker exits when Redis goes away; here each queue's worker is rebuilt with backoff until
 Redis answers again. SIGTERM stops picking new jobs, gives running ones ``shutdown_grace_s`` to
@@ -20,6 +21,7 @@ from workers import probe, tracing
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
+from workers.outbox import OutboxRelay
 from workers.scheduler import Scheduler, load_schedules
 from workers.stats import Stats
 from workers.worker import FleetWorker, build_worker
@@ -30,12 +32,19 @@ MAX_RECONNECT_DELAY_S = 30
 
 class Fleet:
     def __init__(
-        self, settings: Settings, queues: list[str], *, burst: bool = False, scheduler: bool | None = None
+        self,
+        settings: Settings,
+        queues: list[str],
+        *,
+        burst: bool = False,
+        scheduler: bool | None = None,
+        outbox: bool | None = None,
     ) -> None:
         self.settings = settings
         self.queues = queues
         self.burst = burst
         self.run_scheduler = settings.scheduler_enabled if scheduler is None else scheduler
+        self.run_outbox = settings.outbox_relay_enabled if outbox is None else outbox
         # fail at start-up, loudly, on a bad schedules or retention file
         self.schedules = load_schedules(settings.schedules_file) if self.run_scheduler else []
         load_policies(settings.retention_file)
@@ -73,11 +82,14 @@ class Fleet:
         background = [asyncio.create_task(self._beat(heartbeat))]
         if self.run_scheduler:
             background.append(asyncio.create_task(Scheduler(redis, self.schedules).run()))
+        if self.run_outbox:
+            background.append(asyncio.create_task(OutboxRelay.from_settings(settings, redis).run()))
         log.info(
             "fleet_started",
             worker_id=self.worker_id,
             queues=self.queues,
             schedules=[s.name for s in self.schedules],
+            outbox_relay=self.run_outbox,
             concurrency=settings.worker_max_jobs,
         )
         try:

@@ -14,14 +14,13 @@ from arq import Retry
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from jobfleet import wire
 from jobfleet.catalog import JobSpec
 from jobfleet.payloads import Payload
 from jobfleet.producer import InvalidPayload
 from jobs.deps import Deps
 from jobs.errors import Permanent
 from workers import tracing
-from workers.failures import FailureRecord
+from workers.failures import FailureRecord, bounded
 from workers.last_runs import LastRuns
 from workers.retrying import backoff_s, is_transient
 from workers.stats import RunningJob, Stats
@@ -136,7 +135,7 @@ class JobRunner:
                     job_id=job_id,
                     job=spec.name,
                     queue=spec.queue,
-                    payload=_bounded(payload),
+                    payload=bounded(payload),
                     tries=job_try,
                     error=error,
                     traceback="".join(traceback.format_exception(exc)),
@@ -160,15 +159,3 @@ def _describe(exc: BaseException) -> str:
         return "TimeoutError: the job ran past its timeout"
     # one line: the type says what, the message says why
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
-
-
-def _bounded(payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload as the failure record keeps it: whole, unless a producer sent a document."""
-    size = len(wire.encode(payload))
-    if size <= wire.MAX_JOB_BYTES:
-        return payload
-    return {
-        "_truncated": True,
-        "bytes": size,
-        "preview": wire.encode(payload)[:2000].decode(errors="replace"),
-    }

@@ -1,4 +1,4 @@
-"""``python -m ops.bench [--quick | --tiny] [--only worker,sweep,purge,learners] [--runs N] [--out FILE]``"""
+"""``python -m ops.bench [--quick | --tiny] [--only worker,sweep,purge,outbox,learners] [--runs N] [--out FILE]``"""
 
 import argparse
 import asyncio
@@ -11,7 +11,7 @@ from ops.bench.redis_server import private_redis, server_version
 from ops.bench.report import Section, markdown
 from ops.bench.throughput import Sizes
 
-BENCHMARKS = ("worker", "sweep", "purge", "learners")
+BENCHMARKS = ("worker", "sweep", "purge", "outbox", "learners")
 WORKER_SIZES = {
     "full": Sizes(jobs=10_000, latency_s=10, enqueue=10_000, memory_jobs=1_000_000, runs=3),
     "quick": Sizes(jobs=3_000, latency_s=3, enqueue=3_000, memory_jobs=50_000, runs=3),
@@ -68,6 +68,13 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
         from ops.bench.purge import bench_purge
 
         section, servers["MariaDB/MySQL"] = await bench_purge(args.mysql, args.size, args.runs)
+        sections.append(section)
+    if "outbox" in args.only:
+        from ops.bench.outbox import bench_outbox
+
+        with private_redis() as url:
+            servers.setdefault("Redis", f"{server_version(url)} (private redis-server, no persistence)")
+            section, servers["PostgreSQL"] = await bench_outbox(args.pg, url, args.size, args.runs)
         sections.append(section)
     if "learners" in args.only:
         from ops.bench.learners import bench_learners

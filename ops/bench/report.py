@@ -54,9 +54,17 @@ class Section:
         self.ratios.append(ratio)
         return ratio
 
-    def check(self, what: str, value: float, unit: str, *, under: float) -> None:
-        """A target on an absolute figure (a latency, a statement's length), not a ratio."""
-        self.ratios.append(Ratio(what, value, f"< {under:g} {unit}", value < under, suffix=f" {unit}"))
+    def check(
+        self, what: str, value: float, unit: str, *, under: float | None = None, at_least: float | None = None
+    ) -> None:
+        """A target on an absolute figure (a latency, a rate, a statement's length), not a ratio."""
+        if at_least is not None:
+            self.ratios.append(
+                Ratio(what, value, f">= {at_least:,g} {unit}", value >= at_least, suffix=f" {unit}")
+            )
+        else:
+            assert under is not None, "a check needs under or at_least"
+            self.ratios.append(Ratio(what, value, f"< {under:,g} {unit}", value < under, suffix=f" {unit}"))
 
 
 def _number(value: float) -> str:

@@ -44,8 +44,10 @@ def create_app(
     *,
     credentials: Credentials | None = None,
     redis_factory: Callable[[], Redis] | None = None,
+    login_link: str | None = None,
 ) -> Starlette:
-    """``redis_factory`` lets a test count the commands a page view costs."""
+    """``redis_factory`` lets a test count the commands a page view costs; ``login_link`` is a
+    one-time token that signs in at ``/login/link?token=...`` (the demo prints that link)."""
     credentials = credentials or credentials_from(settings)
     configured_schedules = load_schedules(settings.schedules_file)  # a bad file fails at start-up
 
@@ -90,4 +92,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.credentials = credentials
+    app.state.login_links = {login_link} if login_link else set()
     return app

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 SESSION_COOKIE = "jobfleet_session"
 SESSION_TTL_S = 12 * 3600
-PUBLIC_PATH, PUBLIC_PREFIX = "/login", "/static/"
+PUBLIC_PATHS, PUBLIC_PREFIX = ("/login", "/login/link"), "/static/"
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class AuthMiddleware:
             return
         request = Request(scope)
         identity = self.credentials.identify(request)
-        public = scope["path"] == PUBLIC_PATH or scope["path"].startswith(PUBLIC_PREFIX)
+        public = scope["path"] in PUBLIC_PATHS or scope["path"].startswith(PUBLIC_PREFIX)
         if identity is None and not public:
             await _refusal(request, self.credentials)(scope, receive, send)
             return

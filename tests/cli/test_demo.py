@@ -1,45 +1,45 @@
-"""``jobfleet demo`` as a newcomer runs it: within a minute the sweeps act on the demo data."""
+"""``jobfleet demo`` as a newcomer runs it: within a minute the sweeps act on the demo data, the
+pretend backend's jobs run (one fails on purpose), the dashboard answers on the printed link, and
+Ctrl-C stops everything."""
 
-import asyncio
-import json
-import signal
-import sys
+import httpx
+
+from tests.cli.demo_process import running_demo
+
+SWEEPS = {
+    "sessions.auto_complete",
+    "waitlist.expire_offers",
+    "credits.expire",
+    "messages.deliver_due",
+    "sessions.expire_holds",
+    "gdpr.erase_due",
+    "telemetry.purge",
+    "licenses.reconcile",
+}
 
 
-async def test_demo_sweeps_act_within_a_minute(env):
-    demo = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cli",
-        "demo",
-        env={**env, "JOBFLEET_LOG_FORMAT": "json"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    results: dict[str, dict] = {}
-    wanted = {
-        "sessions.auto_complete",
-        "waitlist.expire_offers",
-        "credits.expire",
-        "messages.deliver_due",
-        "sessions.expire_holds",
-        "gdpr.erase_due",
-        "telemetry.purge",
-        "licenses.reconcile",
-    }
-    try:
-        async with asyncio.timeout(60):
-            while not wanted <= set(results):
-                line = await demo.stdout.readline()
-                assert line, "the demo stopped early"
-                if line.startswith(b"{"):
-                    event = json.loads(line)
-                    if event.get("event") == "job_succeeded":
-                        results.setdefault(event["job"], event["result"])
-    finally:
-        demo.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(demo.wait(), 45)
-    assert demo.returncode == 0
+async def test_demo_sweeps_act_the_backend_trickles_and_the_dashboard_answers(env):
+    async with running_demo(env) as demo:
+        results: dict[str, dict] = {}
+
+        def seen() -> bool:
+            for event in demo.events:
+                if event.get("event") == "job_succeeded":
+                    results.setdefault(event["job"], event["result"])
+            failed = {e["job"] for e in demo.events if e.get("event") == "job_failed"}
+            wanted = SWEEPS | {"messages.deliver", "calendar.sync_session", "fleet.noop"}
+            return wanted <= set(results) and "messages.deliver" in failed and demo.link is not None
+
+        await demo.until(seen, timeout_s=60)
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            signed_in = await client.get(demo.link)
+            assert signed_in.status_code == 303 and "jobfleet_session" in client.cookies
+            overview = await client.get(demo.link.split("/login")[0] + "/")
+            assert overview.status_code == 200 and "Overview" in overview.text
+            client.cookies.clear()
+            again = await client.get(demo.link)
+            assert again.status_code == 401 and "already used" in again.text, "the link works once"
+    assert demo.process.returncode == 0, "\n".join(demo.lines[-20:])
     assert results["sessions.auto_complete"]["completed"] > 0
     assert results["waitlist.expire_offers"]["offers_expired"] > 0
     assert results["credits.expire"]["credits_expired"] > 0
@@ -48,3 +48,13 @@ async def test_demo_sweeps_act_within_a_minute(env):
     assert results["gdpr.erase_due"]["erased"] > 0
     assert results["telemetry.purge"]["deleted"] > 0
     assert results["licenses.reconcile"]["expired"] > 0
+    assert results["calendar.sync_session"]["synced"] == 1
+    failing = [e for e in demo.events if e.get("event") == "job_failed" and e["job"] == "messages.deliver"]
+    assert "does not exist" in failing[0]["error"], "the job that fails on purpose"
+    assert any(e.get("event") == "fleet_stopped" for e in demo.events), "Ctrl-C stopped the worker cleanly"
+
+
+async def test_demo_without_dashboard_serves_nothing(env):
+    async with running_demo(env, "--no-dashboard") as demo:
+        await demo.until(lambda: any(e.get("event") == "fleet_started" for e in demo.events), timeout_s=60)
+        assert demo.link is None and not any("dashboard on" in line for line in demo.lines)

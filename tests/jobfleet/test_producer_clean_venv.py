@@ -11,6 +11,7 @@ SCRIPT = """
 import asyncio, importlib.util, json, sys
 for absent in ("sqlalchemy", "structlog", "asyncpg", "pydantic_settings", "orjson", "stripe"):
     assert importlib.util.find_spec(absent) is None, absent + " is installed in the clean venv"
+from jobfleet.outbox import OutboxUnavailable
 from jobfleet.producer import InvalidPayload, Job, Producer
 
 async def main():
@@ -21,8 +22,13 @@ async def main():
             await producer.enqueue("fleet.sleep", {"ms": "x"})
         except InvalidPayload as e:
             error = str(e)
+        try:  # the caller brings the database connection; nothing here imports a driver
+            await producer.enqueue_in_transaction(object(), "fleet.noop")
+        except OutboxUnavailable as e:
+            outbox = str(e)
         raw = await producer.redis.get("arq:job:" + job_id)
-        print(json.dumps({"job_id": job_id, "bulk": len(ids), "error": error, "doc": json.loads(raw)}))
+        print(json.dumps({"job_id": job_id, "bulk": len(ids), "error": error, "outbox": outbox,
+                          "doc": json.loads(raw)}))
 
 asyncio.run(main())
 """
@@ -55,5 +61,6 @@ def test_producer_in_a_clean_venv(tmp_path, settings):
     out = json.loads(result.stdout)
     assert out["job_id"] == "fleet.sleep:clean-venv" and out["bulk"] == 2
     assert "invalid payload for job 'fleet.sleep'" in out["error"]
+    assert "takes an asyncpg Connection or a SQLAlchemy AsyncConnection, not object" in out["outbox"]
     assert out["doc"]["f"] == "fleet.sleep" and out["doc"]["k"] == {"ms": 3}
     assert sys.executable != str(python)

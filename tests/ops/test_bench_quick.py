@@ -46,6 +46,7 @@ def test_tiny_run_writes_a_table_with_ratios(tmp_path, env):
         "Sweep versus the limit",
         "Purge versus pt-archiver",
         "Learner erasure versus one DELETE",
+        "Outbox relay",
     ):
         assert f"## {section}" in table
     ratios = re.findall(

@@ -1,25 +1,19 @@
-"""End to end in a real headless browser: sign in, open the overview, find a failed job, retry it
-and see a real worker run it. Keeps a screenshot of the overview in test-artifacts/."""
+"""End to end in a real headless browser, on the demo a newcomer starts: open the link it prints,
+watch the schedules page fill in and the domain health show its warnings, find the job that failed
+on purpose, retry it and see it run. Keeps screenshots of the overview, schedules and domain health
+in test-artifacts/ (the README's come from there)."""
 
 import asyncio
-import contextlib
 import os
-import socket
-import sys
-from asyncio.subprocess import DEVNULL, PIPE
 from pathlib import Path
 
-import httpx
 import pytest
 
-from jobfleet import keys, wire
-from jobfleet.producer import Producer
-from tests.ops.support import eventually, live_worker
-from workers.failures import FailureRecord
+from tests.cli.demo_process import running_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-TOKEN = "browser-test-token-42"
+SWEEPS = 9  # schedules/schedules.toml at the time of writing: every one must show a last run
 
 # On a developer's machine without Chromium the test is skipped; in CI (.ci/run installs Chromium)
 # a missing browser fails it instead.
@@ -29,78 +23,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.asynccontextmanager
-async def dashboard_server(env: dict[str, str]):
-    """``jobfleet dashboard`` as ops run it: a uvicorn server in its own process."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cli",
-        "dashboard",
-        "--port",
-        str(port),
-        env={**env, "JOBFLEET_DASHBOARD_TOKEN": TOKEN},
-        stdout=DEVNULL,
-        stderr=PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-
-            async def up():
-                if process.returncode is not None:
-                    raise AssertionError((await process.stderr.read()).decode())
-                with contextlib.suppress(httpx.TransportError):
-                    return (await client.get(base + "/login")).status_code == 200
-                return False
-
-            await eventually(up, timeout_s=30, interval_s=0.1)
-        yield base
-    finally:
-        process.terminate()
-        await process.wait()
-
-
-async def seed(redis) -> None:
-    producer = Producer(redis)
-    for ms in range(1, 25):
-        await producer.enqueue("fleet.sleep", {"ms": ms})
-    now = wire.now_ms()
-    for i in range(3):  # as a non-Python producer might: a payload that does not fit
-        await redis.set(
-            keys.job_key_prefix + f"bad-{i}", wire.job_document("fleet.sleep", {"ms": "soon"}, now)
-        )
-        await redis.zadd(keys.QUEUE_DEFAULT, {f"bad-{i}": now})
-    for i in range(5):
-        await producer.enqueue("fleet.noop", defer_by=600 + i)
-    await FailureRecord(redis).record(
-        job_id="fleet.sleep:report-7",
-        job="fleet.sleep",
-        queue=keys.QUEUE_DEFAULT,
-        payload={"ms": 20},
-        tries=5,
-        error="TimeoutError: the job ran past its timeout",
-        traceback="Traceback (most recent call last):\n  ...\nTimeoutError",
-    )
-
-
-async def test_find_a_failed_job_retry_it_and_see_it_run(settings, deps, redis, env, pg, mysql):
+async def test_the_demo_in_a_browser_schedules_health_and_a_retry(env):
     from playwright.async_api import async_playwright, expect
 
-    await seed(redis)
     ARTIFACTS.mkdir(exist_ok=True)
-    async with (
-        dashboard_server(env) as base,
-        live_worker(settings, deps, redis),
-        async_playwright() as pw,
-    ):
+    async with running_demo(env) as demo, async_playwright() as pw:
+        await demo.until(lambda: demo.link is not None, timeout_s=60)
+        base = demo.link.split("/login")[0]
         browser = await pw.chromium.launch(
             executable_path=str(CHROMIUM),
             args=[
@@ -116,42 +45,69 @@ async def test_find_a_failed_job_retry_it_and_see_it_run(settings, deps, redis, 
             page = await browser.new_page(viewport={"width": 1360, "height": 1000})
             page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
 
-            await page.goto(base + "/")
-            await expect(page).to_have_url(base + "/login?next=/")
-            await page.fill("input[name=token]", TOKEN)
-            await page.click("button[type=submit]")
+            await page.goto(demo.link)
             await expect(page.locator("h1")).to_have_text("Overview")
 
-            # the worker drains the queue while we look; the bad payloads join the failure record
-            async def drained():
-                return (
-                    await redis.zcard(keys.FAILED_INDEX) == 4
-                    and await redis.hget(keys.STATS_PREFIX + "fleet.sleep", "succeeded") == b"24"
-                )
+            await page.goto(base + "/schedules")
+            await expect(page.locator("h1")).to_have_text("Schedules")
+            rows = page.locator("table.schedules tbody tr")
+            await expect(rows).to_have_count(SWEEPS)
+            for _ in range(120):  # every sweep runs at once on a fresh fleet, then every minute or so
+                if await page.locator("td.empty", has_text="never ran").count() == 0:
+                    break
+                await asyncio.sleep(0.5)
+                await page.reload()
+            await expect(page.locator("td.empty", has_text="never ran")).to_have_count(0)
+            await page.screenshot(path=str(ARTIFACTS / "demo-schedules.png"), full_page=True)
 
-            await eventually(drained, timeout_s=20)
-            await page.reload()
-            await expect(page.locator(".tile", has_text="failed")).to_contain_text("4")
-            await page.screenshot(path=str(ARTIFACTS / "dashboard-overview.png"), full_page=True)
+            await page.goto(base + "/health")
+            health = page.locator("table.health")
+            await expect(
+                health.locator("tr", has_text="GDPR erasure requests due within 3 days")
+            ).to_contain_text("1")
+            failed_syncs = health.locator("tr", has_text="Calendar syncs failed").locator("td.num")
+            assert int(await failed_syncs.inner_text()) >= 1
+            await page.screenshot(path=str(ARTIFACTS / "demo-health.png"), full_page=True)
 
+            await page.goto(base + "/")
+            succeeded_last_hour = page.locator(".charts figcaption b").first
+            running = page.locator(".tile", has_text="in progress").locator("b")
+            for _ in range(60):  # counts reach the charts at each heartbeat; a fleet.sleep runs 8 s in 10
+                if int(await succeeded_last_hour.inner_text()) > 0 and int(await running.inner_text()) > 0:
+                    break
+                await asyncio.sleep(0.5)
+                await page.reload()
+            assert int(await succeeded_last_hour.inner_text()) > 0, (
+                "the throughput chart shows the demo's jobs"
+            )
+            assert int(await running.inner_text()) > 0, "a long job is in progress"
+            assert int(await page.locator(".tile", has_text="failed").locator("b").inner_text()) >= 1
+            await page.screenshot(path=str(ARTIFACTS / "demo-overview.png"), full_page=True)
+
+            # the demo commits the message its failing job names a moment after the failure
+            await demo.until(
+                lambda: any(e.get("event") == "demo_message_committed_late" for e in demo.events), 30
+            )
             await page.click(".tile:has-text('failed')")
             await expect(page.locator("h1")).to_have_text("Failed jobs")
-            row = page.locator("tr", has_text="fleet.sleep:report-7")
-            await expect(row).to_contain_text("TimeoutError")
+            row = page.locator("tr", has_text="messages.deliver")
+            await expect(row).to_contain_text("does not exist")
+            job_page = base + await row.locator("a[href^='/jobs/']").first.get_attribute("href")
             await row.get_by_role("button", name="Retry").click()
+            await expect(page.locator("p.flash")).to_contain_text("retried messages.deliver:")
+            job_id = (await page.locator("p.flash").inner_text()).split("retried ", 1)[1].split()[0]
 
-            await expect(page).to_have_url(base + "/jobs/fleet.sleep%3Areport-7")
-            await expect(page.locator("p.flash")).to_contain_text("retried fleet.sleep:report-7")
-
-            async def succeeded():
-                await page.reload()
+            async def succeeded() -> bool:
+                await page.goto(job_page)
                 return "succeeded" in await page.locator("h1 + p").inner_text()
 
-            await eventually(succeeded, timeout_s=20, interval_s=0.3)
-            await expect(page.locator("pre.result")).to_contain_text('"slept_ms": 20')
-            assert await FailureRecord(redis).get("fleet.sleep:report-7") is None
-
+            for _ in range(60):
+                if await succeeded():
+                    break
+                await asyncio.sleep(0.5)
+            assert await succeeded(), "the retried job ran once its message had been committed"
             await page.goto(base + "/failed")
-            await expect(page.locator("table.failed")).not_to_contain_text("report-7")
+            await expect(page.locator("table.failed")).not_to_contain_text(job_id)
         finally:
             await browser.close()
+    assert demo.process.returncode == 0

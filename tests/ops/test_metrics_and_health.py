@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from db import pickatale as pk
 from db import pinteach as t
@@ -139,6 +140,14 @@ async def seed_domain(pg, mysql) -> None:
 
 async def test_domain_health_page_and_metrics(settings, redis, pg, mysql):
     await seed_domain(pg, mysql)
+    await redis.hset(keys.OUTBOX_STATS, "enqueued", 3)  # what the relays counted so far
+    async with pg.begin() as conn:  # two rows no relay took (no worker runs here), one 5 minutes old
+        await conn.execute(
+            text(
+                "INSERT INTO job_outbox (job, payload, created_at) VALUES "
+                "('fleet.noop', '{}', now() - interval '5 minutes'), ('fleet.noop', '{}', now())"
+            )
+        )
     async with dashboard(settings) as client:
         page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (await client.get("/health")).text))
         m = await scrape(client)
@@ -155,6 +164,7 @@ async def test_domain_health_page_and_metrics(settings, redis, pg, mysql):
         "GDPR erasure requests due within 3 days 2 " in page and "GDPR erasure requests past due 1 " in page
     )
     assert "Oldest telemetry event (policy: 90 days) 100.0 d" in page
+    assert "Outbox rows waiting for the relay 2 " in page and "the oldest has waited 5 min" in unescape(page)
 
     def gauge(name):
         return m[(name, ())]
@@ -172,6 +182,10 @@ async def test_domain_health_page_and_metrics(settings, redis, pg, mysql):
     assert 86390 < gauge("jobfleet_domain_oldest_gdpr_request_overdue_seconds") < 86500
     assert 100 * 86400 - 10 < gauge("jobfleet_domain_oldest_telemetry_event_age_seconds") < 100 * 86400 + 120
     assert gauge("jobfleet_domain_telemetry_policy_seconds") == 90 * 86400
+    assert gauge("jobfleet_domain_outbox_rows") == 2
+    assert m[("jobfleet_outbox_rows_total", (("outcome", "enqueued"),))] == 3
+    assert m[("jobfleet_outbox_rows_total", (("outcome", "failed"),))] == 0
+    assert 295 < gauge("jobfleet_domain_oldest_outbox_row_age_seconds") < 400
     assert "1 GDPR request(s) past due" in overview and "Telemetry older than the 90-day policy" in overview
 
 

@@ -1,5 +1,7 @@
 """Sign in with the token or the user and password; sign out."""
 
+import hmac
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -43,7 +45,32 @@ async def login(request: Request) -> Response:
             basic_login=credentials.has_basic,
             error="Wrong token or credentials.",
         )
-    response = RedirectResponse(_safe_next(str(form.get("next", ""))), status_code=303)
+    return _signed_in(request, credentials, _safe_next(str(form.get("next", ""))))
+
+
+async def login_link(request: Request) -> Response:
+    """A one-time sign-in link: the first visit signs in, later ones are refused."""
+    links: set[str] = request.app.state.login_links
+    token = request.query_params.get("token", "")
+    used = next((link for link in links if hmac.compare_digest(link.encode(), token.encode())), None)
+    if used is None:
+        credentials: Credentials = request.app.state.credentials
+        return rendering.page(
+            request,
+            "login.html",
+            status_code=401,
+            next="/",
+            token_login=bool(credentials.token),
+            basic_login=credentials.has_basic,
+            error="This sign-in link was already used or is not valid: sign in here, or restart the "
+            "demo for a new link.",
+        )
+    links.discard(used)
+    return _signed_in(request, request.app.state.credentials, "/")
+
+
+def _signed_in(request: Request, credentials: Credentials, next_path: str) -> Response:
+    response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         credentials.new_session(),
@@ -65,5 +92,6 @@ async def logout(request: Request) -> Response:
 routes = [
     Route("/login", login_form, methods=["GET"]),
     Route("/login", login, methods=["POST"]),
+    Route("/login/link", login_link, methods=["GET"]),
     Route("/logout", logout, methods=["POST"]),
 ]
