@@ -69,6 +69,7 @@ async def init(settings: Settings, targets: list[str]) -> int:
 
 async def check(settings: Settings) -> int:
     problems: list[str] = []
+    unreachable: list[str] = []
     off: list[str] = []
     pg = pinteach_engine(settings.pinteach_dsn, pool_size=1)
     my = pickatale_engine(settings.pickatale_dsn, prefix=settings.pickatale_db_prefix, pool_size=1)
@@ -82,19 +83,21 @@ async def check(settings: Settings) -> int:
                 problems += [f"{label}: {p}" for p in report.problems]
                 off += [f"{label}: {line}" for line in report.off]
             except (OperationalError, OSError, DBAPIError) as e:
-                problems.append(f"{label}: {one_line(e)}")
+                unreachable.append(f"{label}: {one_line(e)}")
     finally:
         await pg.dispose()
         await my.dispose()
-    for line in off:
+    for line in off + problems + unreachable:
         print(line)
-    if problems:
-        for problem in problems:
-            print(problem)
-        print(
-            f"{len(problems)} problem(s): the fleet needs these tables, columns and enum values",
-            file=sys.stderr,
-        )
+    if problems or unreachable:
+        summary = []
+        if unreachable:
+            summary.append(f"{len(unreachable)} database(s) not checked: cannot connect")
+        if problems:
+            summary.append(
+                f"{len(problems)} problem(s): the fleet needs these tables, columns and enum values"
+            )
+        print("; ".join(summary), file=sys.stderr)
         return 1
     print(
         "all tables, columns and enum values the fleet uses are present"

@@ -90,6 +90,8 @@ def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import structlog
+
     from jobs.deps import Deps
     from workers.logging import configure
     from workers.runner import load_handler, run_job
@@ -103,7 +105,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     async def main() -> int:
         deps = Deps.from_settings(settings)
         try:
-            result = await run_job(spec, load_handler(spec), deps, payload)
+            with structlog.contextvars.bound_contextvars(job=spec.name):
+                result = await run_job(spec, load_handler(spec), deps, payload)
         except Exception as e:  # the one place a failure of any kind becomes exit status 1
             print(
                 wire.encode({"job": spec.name, "ok": False, "error": f"{type(e).__name__}: {e}"}).decode(),

@@ -5,7 +5,7 @@ new statement with thousands of binds every time)."""
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Subquery, any_, func, literal, select
+from sqlalchemy import ColumnElement, Subquery, all_, any_, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import TypeEngine
 
@@ -17,6 +17,11 @@ def array(values: Iterable[Any], type_: TypeEngine | type[TypeEngine]) -> Column
 def is_any(column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
     """``column = ANY(:values)``."""
     return column == any_(array(values, column.type))
+
+
+def is_none_of(column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column <> ALL(:values)``."""
+    return column != all_(array(values, column.type))
 
 
 def unnest(name: str, **columns: tuple[Iterable[Any], TypeEngine | type[TypeEngine]]) -> Subquery:

@@ -37,8 +37,19 @@ FAILED_INDEX = "jobfleet:failed"
 FAILED_PREFIX = "jobfleet:failed:"
 
 # Per-worker health records (arq's single health key is shared and deleted by the first to stop).
+# A worker's record is also its lease: it expires after three missed beats (workers/lease.py).
 WORKERS_INDEX = "jobfleet:workers"
 WORKER_PREFIX = "jobfleet:worker:"
+# The jobs a worker holds under its lease: a hash job id -> queue, written by the claim itself.
+WORKER_JOBS_PREFIX = "jobfleet:worker-jobs:"
+
+# Recovery of jobs whose worker's lease lapsed (workers/recovery.py): a capped log of recoveries
+# (sorted set by time), counts per job name, one note per recovered job (read when its tries run
+# out), and the token that lets one worker at a time scan the fleet.
+RECOVERIES = "jobfleet:recoveries"
+RECOVERIES_COUNT = "jobfleet:recoveries:count"
+RECOVERED_PREFIX = "jobfleet:recovered:"
+RECOVERY_SCAN = "jobfleet:recovery:scan"
 
 # Scheduler: the last tick claimed per schedule, and the last run of each scheduled job.
 SCHEDULE_TICK_PREFIX = "jobfleet:schedule:tick:"

@@ -1,5 +1,8 @@
 """How a job says it failed, so that the runtime can decide between retrying and giving up."""
 
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
 
 class JobError(Exception):
     """Base of the failures a job reports on purpose."""
@@ -19,3 +22,18 @@ class Permanent(JobError):
 
 class NotFound(Permanent):
     """The row a queued job names does not exist."""
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """A ``Retry-After`` header in seconds: it holds either seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(when.tzinfo)).total_seconds(), 0.0)

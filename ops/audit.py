@@ -300,15 +300,15 @@ async def audit_telemetry(engine: AsyncEngine, *, max_age_days: float) -> list[V
 async def main(settings: Settings, args: argparse.Namespace) -> int:
     from db.engines import pickatale_engine, pinteach_engine
     from jobfleet import wire
-    from jobs.retention.policies import load_policies
+    from jobs.retention.policies import telemetry_max_age
 
     pg = pinteach_engine(settings.pinteach_dsn, pool_size=1)
     my = pickatale_engine(settings.pickatale_dsn, prefix=settings.pickatale_db_prefix, pool_size=1)
     try:
         found = await audit_pinteach(pg)
         if not args.skip_pickatale:
-            policy = load_policies(settings.retention_file)["telemetry.events"]
-            found += await audit_telemetry(my, max_age_days=policy.max_age.total_seconds() / 86400)
+            max_age = telemetry_max_age(settings.retention_file)
+            found += await audit_telemetry(my, max_age_days=max_age.total_seconds() / 86400)
             pickatale, skipped = await audit_pickatale(my)
             found += pickatale
             for line in skipped:

@@ -13,6 +13,7 @@ import asyncio
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -32,10 +33,10 @@ from db.pinteach import (
 )
 from db.schema import missing_table
 from jobs.deps import Deps
+from jobs.retention.policies import PolicyError, telemetry_max_age
 
 log = structlog.get_logger("jobfleet.ops.health")
 
-TELEMETRY_POLICY_DAYS = 90  # the retention policy for telemetry.events (telemetry.purge)
 GDPR_WARNING_DAYS = 3
 OPEN_ERASURE = ("pending", "processing")
 DUE_SESSION = ("scheduled", "in_progress")
@@ -61,7 +62,7 @@ class DomainHealth:
     # None where job_outbox is missing (migration 0080 not run): the relay is off
     outbox_rows: int | None = None
     oldest_outbox_row_age_s: float | None = None
-    telemetry_policy_s: float = TELEMETRY_POLICY_DAYS * 86400
+    telemetry_policy_s: float | None = None  # retention.toml's telemetry.events policy
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -189,10 +190,16 @@ async def _learner_erasures(conn: AsyncConnection, now: datetime) -> dict[str, A
     }
 
 
-async def read_domain_health(deps: Deps, *, grace_s: float, timeout_s: float) -> DomainHealth:
+async def read_domain_health(
+    deps: Deps, *, grace_s: float, timeout_s: float, retention_file: Path
+) -> DomainHealth:
     """Both databases, each on its own: one that is away leaves the other's numbers standing."""
     values: dict[str, Any] = {}
     errors: list[str] = []
+    try:  # read each time: the policy ops see is the one the next purge applies
+        values["telemetry_policy_s"] = telemetry_max_age(retention_file).total_seconds()
+    except PolicyError as e:
+        errors.append(str(e))
     for label, read in (
         ("PinTeach", _pinteach(deps, timedelta(seconds=grace_s), timeout_s)),
         ("Pickatale", _pickatale(deps)),
@@ -207,8 +214,11 @@ async def read_domain_health(deps: Deps, *, grace_s: float, timeout_s: float) ->
 
 
 class DomainHealthCache:
-    def __init__(self, deps: Deps, *, ttl_s: float, grace_s: float, timeout_s: float) -> None:
+    def __init__(
+        self, deps: Deps, *, ttl_s: float, grace_s: float, timeout_s: float, retention_file: Path
+    ) -> None:
         self.deps = deps
+        self.retention_file = retention_file
         self.ttl_s = ttl_s
         self.grace_s = grace_s
         self.timeout_s = timeout_s
@@ -219,6 +229,9 @@ class DomainHealthCache:
         async with self._lock:  # concurrent askers wait for one read instead of starting their own
             if self._value is None or time.time() - self._value.checked_at >= self.ttl_s:
                 self._value = await read_domain_health(
-                    self.deps, grace_s=self.grace_s, timeout_s=self.timeout_s
+                    self.deps,
+                    grace_s=self.grace_s,
+                    timeout_s=self.timeout_s,
+                    retention_file=self.retention_file,
                 )
             return self._value

@@ -1,29 +1,14 @@
-"""Hide the values of payload fields named like secrets before anything shows them."""
+"""Hide the values of payload fields named like secrets before anything shows them; what is a
+secret is ``jobfleet.secret_names``'s to say, for the logs too."""
 
 import re
-from typing import Any
 
-MASK = "••••••"
-SECRET_NAME = re.compile(
-    r"secret|token|passw|api[-_]?key|authori[sz]ation|credential|private[-_]?key|cookie|signature"
-    r"|session[-_]?key|client[-_]?key",
-    re.IGNORECASE,
-)
+from jobfleet.secret_names import MASK, is_secret, mask
+
+__all__ = ["MASK", "is_secret", "mask", "mask_text"]
+
 # "name": "value" pairs inside raw text that is not valid JSON (an undecodable job, say)
 _RAW_PAIR = re.compile(r'("[^"]*"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\s]+)')
-
-
-def is_secret(name: str) -> bool:
-    return bool(SECRET_NAME.search(name))
-
-
-def mask(value: Any) -> Any:
-    """A copy of ``value`` in which every field named like a secret holds ``MASK``."""
-    if isinstance(value, dict):
-        return {k: MASK if is_secret(str(k)) else mask(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [mask(v) for v in value]
-    return value
 
 
 def mask_text(text: str) -> str:

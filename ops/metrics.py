@@ -95,6 +95,7 @@ class Snapshot:
     schedules: list[queries.ScheduleState]
     failed_recorded: int
     health: DomainHealth | None
+    recoveries: queries.Recoveries
     outbox: dict[str, int] = field(default_factory=dict)  # the relays' counters, summed in Redis
 
 
@@ -107,6 +108,7 @@ async def snapshot(redis: Redis, schedules: list[Schedule], health: DomainHealth
         schedules=await queries.schedules(redis, schedules),
         failed_recorded=await redis.zcard(keys.FAILED_INDEX),
         health=await health.get() if health else None,
+        recoveries=await queries.recoveries(redis, states, limit=1),
         outbox={k.decode(): int(v) for k, v in (await redis.hgetall(keys.OUTBOX_STATS)).items()},
     )
 
@@ -181,6 +183,19 @@ class SnapshotCollector(Collector):
         )
         yield GaugeMetricFamily(
             "jobfleet_failed_jobs_recorded", "Jobs in the failure record", value=self.snap.failed_recorded
+        )
+        recovered = CounterMetricFamily(
+            "jobfleet_job_recoveries",
+            "Jobs put back on their queue because their worker's lease lapsed (killed, cut off)",
+            labels=["job"],
+        )
+        for job, n in sorted(self.snap.recoveries.counts.items()):
+            recovered.add_metric([job], n)
+        yield recovered
+        yield GaugeMetricFamily(
+            "jobfleet_jobs_orphaned",
+            "Jobs held by a worker whose lease lapsed, not yet recovered",
+            value=len(self.snap.recoveries.orphaned),
         )
         outbox = CounterMetricFamily(
             "jobfleet_outbox_rows",

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from jobfleet import keys, wire
 from jobfleet.catalog import CATALOG
 from workers import history
+from workers.claiming import worker_jobs_key
 from workers.last_runs import LastRuns
 from workers.scheduler import Schedule
 from workers.stats import DURATION_BUCKETS_S
@@ -449,3 +450,39 @@ async def _history_entry(redis: Redis, job_id: str, job: str | None) -> history.
     # The id of a keyed job starts with its name; otherwise every known name is asked at once.
     names = [job] if job else [n for n in CATALOG if job_id.startswith(n + ":")] or list(CATALOG)
     return await history.find(redis, job_id, names)
+
+
+# Recoveries ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recoveries:
+    # jobs held by workers whose lease lapsed, not recovered yet (a live worker's next beat will)
+    orphaned: list[dict[str, Any]]
+    recent: list[dict[str, Any]]  # the newest recoveries first: job, lost worker, try, when
+    counts: dict[str, int]  # recoveries per job name, ever
+
+
+async def recoveries(redis: Redis, states: list[WorkerState], limit: int = 50) -> Recoveries:
+    """Two round trips plus one per gone worker, whatever the number of jobs."""
+    gone = [w for w in states if not w.alive]
+    async with redis.pipeline(transaction=False) as pipe:
+        for w in gone:
+            pipe.hgetall(worker_jobs_key(w.worker_id))
+        pipe.zrevrange(keys.RECOVERIES, 0, max(limit, 1) - 1)
+        pipe.hgetall(keys.RECOVERIES_COUNT)
+        *held, recent, counts = await pipe.execute()
+    orphaned = [
+        {"job_id": _s(job_id), "queue": _s(queue), "worker_id": w.worker_id, "last_beat": w.last_seen}
+        for w, jobs in zip(gone, held, strict=True)
+        for job_id, queue in jobs.items()
+    ]
+    if orphaned:
+        docs = await redis.mget([keys.job_key_prefix + o["job_id"] for o in orphaned])
+        for o, doc in zip(orphaned, docs, strict=True):
+            o["job"] = (_json(doc) or {}).get("f", "<unknown>") if doc else "<gone>"
+    return Recoveries(
+        orphaned=sorted(orphaned, key=lambda o: o["last_beat"]),
+        recent=[e for e in map(_json, recent) if isinstance(e, dict)],
+        counts={_s(k): int(v) for k, v in counts.items()},
+    )

@@ -1,4 +1,5 @@
-"""``jobfleet status``: the overview, the newest failed jobs and the schedules, for a terminal."""
+"""``jobfleet status``: the overview, the newest failed jobs, orphaned and recovered jobs and the
+schedules, for a terminal."""
 
 import time
 from datetime import UTC, datetime
@@ -14,11 +15,14 @@ from ops.masking import mask
 from workers.failures import FailureRecord
 from workers.scheduler import load_schedules
 
+RECOVERIES_SHOWN = 10
+
 
 async def gather(redis: Redis, settings: Settings, failed_limit: int) -> dict[str, Any]:
     states = await queries.workers(redis)
     flow = await queries.throughput(redis)
     record = FailureRecord(redis)
+    recoveries = await queries.recoveries(redis, states, limit=RECOVERIES_SHOWN)
     now = time.time()
     return {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -37,6 +41,9 @@ async def gather(redis: Redis, settings: Settings, failed_limit: int) -> dict[st
         "workers": [
             {"worker_id": w.worker_id, "alive": w.alive, "running": len(w.running)} for w in states if w.alive
         ],
+        "orphaned": recoveries.orphaned,
+        "recovered": recoveries.recent,
+        "recovered_total": sum(recoveries.counts.values()),
         "failed_total": await record.count(),
         "failed": [
             {k: f.get(k) for k in ("failed_at", "job", "job_id", "tries", "error")}
@@ -121,7 +128,23 @@ def render(status: dict[str, Any]) -> str:
             for s in status["schedules"]
         ],
     )
-    return "\n\n".join([head, queues, failed, schedules])
+    orphaned = _table(
+        "ORPHANED (held by a worker whose lease lapsed; the next beat of a live worker recovers them)",
+        ["job", "job id", "queue", "worker", "last beat"],
+        [
+            [o["job"], o["job_id"], o["queue"].rsplit(":", 1)[-1], o["worker_id"], _at(o["last_beat"])]
+            for o in status["orphaned"]
+        ],
+    )
+    recovered = _table(
+        f"RECOVERED (newest {len(status['recovered'])} of {status['recovered_total']})",
+        ["recovered at", "job", "job id", "lost try", "lost worker", "by"],
+        [
+            [_at(r["recovered_at"]), r["job"], r["job_id"], r["try"], r["worker_id"], r["recovered_by"]]
+            for r in status["recovered"]
+        ],
+    )
+    return "\n\n".join([head, queues, orphaned, recovered, failed, schedules])
 
 
 async def main(settings: Settings, *, as_json: bool, failed_limit: int) -> int:

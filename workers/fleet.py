@@ -4,6 +4,10 @@ supervised.
 arq's worker exits when Redis goes away; here each queue's worker is rebuilt with backoff until
 Redis answers again. SIGTERM stops picking new jobs, gives running ones ``shutdown_grace_s`` to
 finish, and puts any still running back on the queue (arq re-runs a cancelled job).
+
+Each beat renews the process's lease on its running jobs; every half beat the process looks for
+workers whose lease lapsed and recovers their jobs (workers/lease.py, workers/recovery.py). A
+process that cannot renew its lease stops its jobs before others may recover them.
 """
 
 import asyncio
@@ -13,6 +17,7 @@ import signal
 import structlog
 from redis.exceptions import RedisError
 
+from jobfleet.catalog import JOBS
 from jobfleet.connect import connect
 from jobfleet.settings import Settings
 from jobs.deps import Deps
@@ -21,7 +26,10 @@ from workers import probe, tracing
 from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
+from workers.lease import Lease
 from workers.outbox import OutboxRelay
+from workers.recovery import Recovery
+from workers.runner import load_handler
 from workers.scheduler import Scheduler, load_schedules
 from workers.stats import Stats
 from workers.worker import FleetWorker, build_worker
@@ -48,10 +56,17 @@ class Fleet:
         # fail at start-up, loudly, on a bad schedules or retention file
         self.schedules = load_schedules(settings.schedules_file) if self.run_scheduler else []
         load_policies(settings.retention_file)
+        # Import every job module now: an import inside the running loop stalls it (seconds for
+        # the Google clients on a busy machine), and a stalled loop cannot renew its lease.
+        for spec in JOBS:
+            if spec.queue in queues:
+                load_handler(spec)
         self.worker_id = new_worker_id()
         self.stopping = asyncio.Event()
         self.workers: dict[str, FleetWorker] = {}
         self.retiring: set[asyncio.Task] = set()
+        self.retired_workers: set[FleetWorker] = set()
+        self.lease: Lease | None = None
 
     def stop(self, signum: int | None = None) -> None:
         if self.stopping.is_set():
@@ -79,7 +94,13 @@ class Fleet:
         heartbeat = Heartbeat(
             redis, self.worker_id, self.queues, settings.worker_max_jobs, stats, settings.health_interval_s
         )
-        background = [asyncio.create_task(self._beat(heartbeat))]
+        self.lease = Lease(redis, self.worker_id, settings.health_interval_s, self._fence)
+        self.lease.start()
+        recovery = Recovery(redis, self.worker_id, settings.health_interval_s)
+        background = [
+            asyncio.create_task(self._beat(heartbeat, self.lease)),
+            asyncio.create_task(self._recover(recovery)),
+        ]
         if self.run_scheduler:
             background.append(asyncio.create_task(Scheduler(redis, self.schedules).run()))
         if self.run_outbox:
@@ -101,6 +122,9 @@ class Fleet:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            self.lease.stop()
+            with contextlib.suppress(RedisError, OSError):
+                await self.lease.release_fenced()
             with contextlib.suppress(RedisError, OSError):
                 await heartbeat.remove()
             await asyncio.to_thread(tracing.shutdown)  # export the last spans (blocks: a thread)
@@ -126,6 +150,7 @@ class Fleet:
                 burst=self.burst,
                 history_max_jobs=settings.history_max_jobs,
                 last_runs=last_runs,
+                lease=self.lease,
             )
             self.workers[queue] = worker
             try:
@@ -182,13 +207,15 @@ class Fleet:
         """Let a worker that lost Redis (or crashed) finish its running jobs in the background, then
         close it.
 
-        Cancelling them would cost more than the outage: arq holds a running job's in-progress key
-        for the longest timeout of its queue plus 10 s (minutes), and no worker re-runs the job
-        before it expires. Left running, a job whose Redis is back by the time it ends records its
-        result as usual; one still running after ``shutdown_grace_s`` is cancelled, as on shutdown.
+        Cancelling them at once would turn every blip into re-runs. Left running, a job whose Redis
+        is back by the time it ends records its result as usual; one still running after
+        ``shutdown_grace_s`` is cancelled, as on shutdown. If the outage outlasts two beats, the
+        lease's fence stops them first (the process can no longer renew its lease either), and
+        other workers recover them once the lease lapses.
         """
 
         async def retire() -> None:
+            self.retired_workers.add(worker)
             if running:
                 await asyncio.wait(running, timeout=self.settings.shutdown_grace_s)
             for task in running:
@@ -199,21 +226,41 @@ class Fleet:
                 # arq re-runs them when their in-progress keys expire; the jobs are built for that
                 log.warning("jobs_unrecorded_by_retired_worker", queue=worker.queue_name, jobs=unrecorded)
             worker.tasks.clear()
+            self.retired_workers.discard(worker)
             await _close(worker)
 
         task = asyncio.create_task(retire())
         self.retiring.add(task)
         task.add_done_callback(self.retiring.discard)
 
-    async def _beat(self, heartbeat: Heartbeat) -> None:
-        probe_file = self.settings.health_file
+    async def _recover(self, recovery: Recovery) -> None:
+        """Scan for lapsed leases every half beat: a lease lapses at most one beat after the kill
+        it follows, so a job starts again within 3.5 beats of the kill (the issue's target: 3 beats
+        plus 5 s)."""
         while True:
             try:
-                await heartbeat.beat()
-                redis_ok = True
-            except (RedisError, OSError) as e:
-                log.warning("heartbeat_failed", error=str(e))
-                redis_ok = False
+                async with asyncio.timeout(recovery.period_s * 2):
+                    await recovery.scan()
+            except (RedisError, OSError, TimeoutError) as e:
+                log.warning("recovery_scan_failed", error=str(e) or type(e).__name__)
+            await asyncio.sleep(recovery.period_s)
+
+    def _fence(self) -> list[str]:
+        """The lease could not be renewed: stop every running job, retiring workers' included."""
+        return [job_id for w in (*self.workers.values(), *self.retired_workers) for job_id in w.fence()]
+
+    async def _beat(self, heartbeat: Heartbeat, lease: Lease) -> None:
+        probe_file = self.settings.health_file
+        while True:
+            redis_ok = False
+            try:
+                # a beat that hangs (Redis unreachable without an error) must not hold up the next
+                async with asyncio.timeout(heartbeat.interval_s):
+                    lease.renewed(await heartbeat.beat())
+                    redis_ok = True
+                    await lease.release_fenced()
+            except (RedisError, OSError, TimeoutError) as e:
+                log.warning("heartbeat_failed", error=str(e) or type(e).__name__)
             if probe_file is not None:
                 try:
                     probe.record(probe_file, worker_id=self.worker_id, redis_ok=redis_ok)

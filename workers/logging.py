@@ -6,15 +6,17 @@ import sys
 import orjson
 import structlog
 
-# Keys that must never reach a log line, whatever a caller binds.
-SECRET_KEYS = frozenset(
-    {"token", "access_token", "refresh_token", "password", "api_key", "secret", "authorization"}
-)
+from jobfleet.secret_names import MASK, is_secret, mask
 
 
 def drop_secrets(_: object, __: str, event: dict) -> dict:
-    for key in SECRET_KEYS.intersection(event):
-        event[key] = "***"
+    """Values of fields named like secrets (jobfleet.secret_names) never reach a log line, whatever
+    a caller binds, nested values included."""
+    for key, value in event.items():
+        if is_secret(key):
+            event[key] = MASK
+        elif isinstance(value, dict | list | tuple):
+            event[key] = mask(value)
     return event
 
 

@@ -42,6 +42,8 @@ def check(path: Path, mode: str, interval_s: float, now: float | None = None) ->
     document = _read(path)
     if document is None:
         return False, f"no heartbeat file at {path} (worker not started yet?)"
+    if not isinstance(document, dict) or not isinstance(document.get("worker_id"), str):
+        return False, f"the heartbeat file at {path} is not one the worker wrote"
     now = time.time() if now is None else now
     limit_s = MISSED_BEATS * interval_s
     live = mode == "live"

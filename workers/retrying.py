@@ -1,10 +1,10 @@
-"""Which failures are worth another try, and how long to wait before it."""
+"""Which failures are worth another try (how long to wait: ``jobs.backoff``)."""
 
-import random
+import errno
+import socket
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from jobfleet.catalog import JobSpec
 from jobs.errors import Permanent, Transient
 
 # PostgreSQL SQLSTATEs that a later try can get past. asyncpg's errors reach SQLAlchemy as a plain
@@ -23,9 +23,37 @@ TRANSIENT_SQLSTATES = frozenset(
     }
 )
 
+# OSErrors of a network path or a server that may come back; ConnectionError's subclasses
+# (refused, reset, aborted, broken pipe) are the rest. A missing file or a permission is not here.
+CONNECTION_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.ENETRESET,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+        errno.ENOTCONN,
+    }
+)
+
+
+def is_connection_error(exc: OSError) -> bool:
+    if isinstance(exc, ConnectionError | socket.gaierror):  # refused, reset, ...; a name not resolved
+        return True
+    if exc.errno in CONNECTION_ERRNOS:
+        return True
+    # asyncio's create_connection, when every address of a host (127.0.0.1 and ::1) failed
+    # differently, raises a bare OSError naming them all, with no errno (Python 3.11)
+    return exc.errno is None and str(exc).startswith("Multiple exceptions: ")
+
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, Transient | TimeoutError | ConnectionError):
+    if isinstance(exc, Transient | TimeoutError):
         return True
     if isinstance(exc, Permanent):
         return False
@@ -39,12 +67,4 @@ def is_transient(exc: BaseException) -> bool:
             or sqlstate in TRANSIENT_SQLSTATES
             or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
         )
-    return isinstance(exc, OSError)
-
-
-def backoff_s(spec: JobSpec, job_try: int, retry_after_s: float | None = None) -> float:
-    """Exponential from the catalog's first delay, capped, with full jitter; a provider's
-    Retry-After is honoured as a floor."""
-    ceiling = min(spec.max_backoff_s, spec.backoff_s * 2 ** max(job_try - 1, 0))
-    delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after_s or 0)
+    return isinstance(exc, OSError) and is_connection_error(exc)

@@ -17,12 +17,13 @@ from redis.exceptions import RedisError
 from jobfleet.catalog import JobSpec
 from jobfleet.payloads import Payload
 from jobfleet.producer import InvalidPayload
+from jobs.backoff import backoff_s
 from jobs.deps import Deps
 from jobs.errors import Permanent
 from workers import tracing
 from workers.failures import FailureRecord, bounded
 from workers.last_runs import LastRuns
-from workers.retrying import backoff_s, is_transient
+from workers.retrying import is_transient
 from workers.stats import RunningJob, Stats
 
 Handler = Callable[[Deps, Payload], Awaitable[dict[str, Any]]]
@@ -86,18 +87,24 @@ class JobRunner:
             )
         except (RedisError, OSError) as e:
             # the run's outcome stands; only the dashboard's note of it is lost
-            log.warning("last_run_not_recorded", job=self.spec.name, job_id=ctx["job_id"], error=str(e))
+            log.warning("last_run_not_recorded", error=str(e))
 
     async def run(self, ctx: dict[str, Any], *args: Any, **payload: Any) -> dict[str, Any]:
-        if not tracing.enabled():
-            return await self._run(ctx, *args, **payload)
-        with tracing.job_run(self.spec.name, ctx["job_id"], ctx["job_try"], self.spec.queue):
-            return await self._run(ctx, *args, **payload)
+        # Every line logged during the run, by the business logic too, says which run wrote it. arq
+        # runs each job in a task of its own, so the binding ends with the run.
+        with structlog.contextvars.bound_contextvars(
+            job=self.spec.name, job_id=ctx["job_id"], job_try=ctx["job_try"]
+        ):
+            if not tracing.enabled():
+                return await self._run(ctx, args, payload)
+            with tracing.job_run(self.spec.name, ctx["job_id"], ctx["job_try"], self.spec.queue):
+                return await self._run(ctx, args, payload)
 
-    async def _run(self, ctx: dict[str, Any], *args: Any, **payload: Any) -> dict[str, Any]:
+    async def _run(
+        self, ctx: dict[str, Any], args: tuple[Any, ...], payload: dict[str, Any]
+    ) -> dict[str, Any]:
         spec = self.spec
         job_id, job_try = ctx["job_id"], ctx["job_try"]
-        bound = log.bind(job=spec.name, job_id=job_id, job_try=job_try)
         self.stats.started(RunningJob(job_id, spec.name, job_try, spec.queue, time.time()))
         start = time.perf_counter()
         try:
@@ -110,14 +117,19 @@ class JobRunner:
         except asyncio.CancelledError:
             # Shutdown or abort: arq puts the job back (or records the abort); the transaction rolled back.
             self.stats.ended(job_id, spec.name, "retried", time.perf_counter() - start)
-            bound.warning("job_interrupted", duration_ms=_ms(start))
+            log.warning("job_interrupted", duration_ms=_ms(start))
             raise
         except Exception as exc:
             duration_ms = _ms(start)
             if is_transient(exc) and job_try < spec.max_tries:
-                delay = backoff_s(spec, job_try, getattr(exc, "retry_after_s", None))
+                delay = backoff_s(
+                    job_try,
+                    first_s=spec.backoff_s,
+                    cap_s=spec.max_backoff_s,
+                    retry_after_s=getattr(exc, "retry_after_s", None),
+                )
                 self.stats.ended(job_id, spec.name, "retried", duration_ms / 1000)
-                bound.warning(
+                log.warning(
                     "job_retrying",
                     error=_describe(exc),
                     retry_in_s=round(delay, 2),
@@ -141,11 +153,11 @@ class JobRunner:
                     traceback="".join(traceback.format_exception(exc)),
                 )
             )
-            bound.error("job_failed", error=error, duration_ms=duration_ms)
+            log.error("job_failed", error=error, duration_ms=duration_ms)
             await self._record_last_run(ctx, start, "failed", error=error)
             raise JobFailed(error) from None
         self.stats.ended(job_id, spec.name, "succeeded", time.perf_counter() - start, result)
-        bound.info("job_succeeded", duration_ms=_ms(start), result=result)
+        log.info("job_succeeded", duration_ms=_ms(start), result=result)
         await self._record_last_run(ctx, start, "succeeded", counts=result)
         return result
 

@@ -1,14 +1,11 @@
 """Google Calendar v3 through google-api-python-client, tokens through google-auth.
 
 Both libraries are synchronous (httplib2, requests): every call runs in a thread, with an Http
-object of its own (httplib2 is not thread-safe). The service is built from the discovery document
-shipped inside googleapiclient, so building it costs no request.
+object of its own (httplib2 is not thread-safe). The service is built by ``jobs.google_api``
+from the discovery document shipped inside googleapiclient, so building it costs no request.
 """
 
 import asyncio
-import json
-from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 import google.auth.exceptions
@@ -17,30 +14,16 @@ import httplib2
 import requests
 from google.auth.transport.requests import Request
 from google.oauth2.credentials import Credentials
-from googleapiclient.discovery import build_from_document
-from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
 
 from jobfleet.settings import Settings
-from jobs.calendar.provider import (
-    Placed,
-    ProviderError,
-    Revoked,
-    Tokens,
-    Unauthorized,
-    is_transient_status,
-    retry_after_s,
-)
+from jobs import google_api
+from jobs.calendar.provider import Placed, ProviderError, Revoked, Unauthorized
 from jobs.calendar.rules import EventSpec, google_event_id
 from jobs.calendar.transport import requests_session
+from jobs.oauth_tokens import Tokens
 
-RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 GONE_STATUSES = (404, 410)  # 410: Google keeps deleted events around as "cancelled"
-
-
-@cache
-def _discovery_document() -> str:
-    return get_static_doc("calendar", "v3")
 
 
 class GoogleCalendar:
@@ -64,12 +47,8 @@ class GoogleCalendar:
             raise ProviderError(
                 "Google client is not configured (JOBFLEET_GOOGLE_CLIENT_ID/SECRET)", transient=True
             )
-        credentials = Credentials(
-            token=None,
-            refresh_token=refresh_token,
-            token_uri=s.google_token_uri,
-            client_id=s.google_client_id,
-            client_secret=s.google_client_secret.get_secret_value(),
+        credentials = google_api.credentials(
+            s, access_token=None, refresh_token=refresh_token, expires_at=None
         )
         session = requests_session(s.calendar_ca_file)
         try:
@@ -87,9 +66,7 @@ class GoogleCalendar:
             raise ProviderError("could not reach Google's token endpoint", transient=True) from None
         finally:
             session.close()
-        expiry = credentials.expiry  # naive UTC, as google-auth keeps it
-        rotated = credentials.refresh_token if credentials.refresh_token != refresh_token else None
-        return Tokens(credentials.token, expiry.replace(tzinfo=UTC) if expiry else _far(), rotated)
+        return google_api.tokens(credentials, refresh_token)
 
     def _events(self, access_token: str) -> Any:
         s = self._settings
@@ -101,8 +78,7 @@ class GoogleCalendar:
         authed = google_auth_httplib2.AuthorizedHttp(
             Credentials(token=access_token), http=http, refresh_status_codes=()
         )
-        options = {"api_endpoint": s.google_api_endpoint} if s.google_api_endpoint else None
-        return build_from_document(_discovery_document(), http=authed, client_options=options).events()
+        return google_api.build("calendar", "v3", authed, s.google_api_endpoint).events()
 
     def _upsert(self, access_token: str, event_id: str | None, event: EventSpec) -> Placed:
         events = self._events(access_token)
@@ -174,27 +150,10 @@ def _call(request: Any) -> dict[str, Any]:
 
 
 def _error(e: HttpError) -> ProviderError:
-    status = int(e.resp.status)
-    reason, message = _reason(e.content)
-    if status == 401:
+    f = google_api.failure(e)
+    if f.status == 401:
         return Unauthorized("Google Calendar refused the access token (401)")
-    text = f"Google Calendar answered {status} {reason}".rstrip()
-    if message:
-        text += f": {message[:300]}"
-    transient = is_transient_status(status) or reason in RATE_LIMIT_REASONS
-    return ProviderError(
-        text, transient=transient, status=status, retry_after_s=retry_after_s(e.resp.get("retry-after"))
-    )
-
-
-def _reason(content: bytes) -> tuple[str, str]:
-    try:
-        error = json.loads(content)["error"]
-        return str((error.get("errors") or [{}])[0].get("reason", "")), str(error.get("message", ""))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return "", ""
-
-
-def _far() -> datetime:
-    # Google always sends expires_in; without it, assume the usual hour, minus a margin.
-    return datetime.now(UTC) + timedelta(minutes=50)
+    text = f"Google Calendar answered {f.status} {f.reason}".rstrip()
+    if f.message:
+        text += f": {f.message[:300]}"
+    return ProviderError(text, transient=f.transient, status=f.status, retry_after_s=f.retry_after_s)

@@ -15,17 +15,11 @@ import msal
 import requests
 
 from jobfleet.settings import Settings
-from jobs.calendar.provider import (
-    Placed,
-    ProviderError,
-    Revoked,
-    Tokens,
-    Unauthorized,
-    is_transient_status,
-    retry_after_s,
-)
+from jobs.calendar.provider import Placed, ProviderError, Revoked, Unauthorized, is_transient_status
 from jobs.calendar.rules import EventSpec
 from jobs.calendar.transport import requests_session, ssl_context
+from jobs.errors import retry_after_s
+from jobs.oauth_tokens import Tokens
 
 SCOPES = ["https://graph.microsoft.com/Calendars.ReadWrite"]
 # The refresh token itself is dead: only the teacher can fix it by signing in again.

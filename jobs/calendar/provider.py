@@ -5,18 +5,10 @@ status and the provider's reason code, never a token or a response body.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from jobs.calendar.rules import EventSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Tokens:
-    access_token: str
-    expires_at: datetime
-    refresh_token: str | None  # set only when the provider rotated it
+from jobs.oauth_tokens import Tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,21 +46,6 @@ class CalendarProvider(Protocol):
     async def upsert(self, access_token: str, event_id: str | None, event: EventSpec) -> Placed: ...
 
     async def delete(self, access_token: str, event_id: str, calendar_id: str) -> None: ...
-
-
-def retry_after_s(value: str | None) -> float | None:
-    """Retry-After holds either seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - datetime.now(when.tzinfo)).total_seconds(), 0.0)
 
 
 def is_transient_status(status: int) -> bool:

@@ -130,15 +130,3 @@ def event_for(
 def google_event_id(session_id: UUID) -> str:
     """Calendar accepts client-chosen ids in base32hex (a-v, 0-9); a UUID's hex digits are in it."""
     return session_id.hex
-
-
-def retry_wait_s(
-    attempts: int, *, base_s: float, cap_s: float, retry_after_s: float | None, jitter: float
-) -> float:
-    """Delay before retry number ``attempts`` (1 after the first failure).
-
-    ``jitter`` in [0, 1) spreads retries over the upper half of the exponential delay, so that rows
-    that failed together (a provider outage) do not all come back in the same second.
-    """
-    delay_s = min(cap_s, base_s * 2 ** max(attempts - 1, 0))
-    return max(delay_s * (0.5 + jitter / 2), retry_after_s or 0.0)

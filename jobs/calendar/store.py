@@ -22,8 +22,8 @@ from uuid import UUID
 from sqlalchemy import Text, and_, cast, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.arrays import is_none_of
 from db.pinteach import (
-    UUID_ARRAY,
     class_sessions,
     integration_settings,
     notifications,
@@ -32,7 +32,9 @@ from db.pinteach import (
     session_calendar_sync,
     students,
 )
-from jobs.calendar.provider import Placed, Tokens
+from jobs import oauth_tokens
+from jobs.calendar.provider import Placed
+from jobs.oauth_tokens import Tokens
 
 scs = session_calendar_sync
 
@@ -117,7 +119,7 @@ async def due_ids(
     )
     skip = list(exclude)
     if skip:
-        query = query.where(scs.c.session_id != func.all(literal(skip, type_=UUID_ARRAY)))
+        query = query.where(is_none_of(scs.c.session_id, skip))
     return list((await conn.execute(query)).scalars())
 
 
@@ -180,17 +182,9 @@ async def load(conn: AsyncConnection, session_id: UUID, *, max_attempts: int) ->
 
 
 async def save_tokens(conn: AsyncConnection, connection_id: UUID, tokens: Tokens) -> None:
-    values: dict[str, Any] = {
-        "access_token": tokens.access_token,
-        "token_expires_at": tokens.expires_at,
-        "updated_at": func.now(),
-    }
-    if tokens.refresh_token:
-        values["refresh_token"] = tokens.refresh_token
+    # committed at once: a token refreshed must be kept even when the sync then fails
     async with conn.begin():
-        await conn.execute(
-            update(oauth_connections).where(oauth_connections.c.id == connection_id).values(values)
-        )
+        await oauth_tokens.save(conn, connection_id, tokens)
 
 
 def _unchanged(ctx: SyncContext) -> Any:

@@ -10,7 +10,6 @@ the event again instead of making a second one: Google by the event id derived f
 id (an insert that conflicts becomes a patch), Microsoft by ``transactionId``.
 """
 
-import random
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +20,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from jobfleet.settings import Settings
+from jobs.backoff import backoff_s
 from jobs.calendar import rules, store
 from jobs.calendar.google import GoogleCalendar
 from jobs.calendar.microsoft import MicrosoftCalendar
@@ -207,12 +207,11 @@ async def _record(
         )
         return Result("failed", ctx.connection_id, error) if done else None
 
-    wait_s = rules.retry_wait_s(
+    wait_s = backoff_s(
         attempts,
-        base_s=settings.calendar_backoff_base_s,
+        first_s=settings.calendar_backoff_base_s,
         cap_s=settings.calendar_backoff_cap_s,
         retry_after_s=outcome.retry_after_s,
-        jitter=random.random(),
     )
     if outcome.kind == "revoked" and await store.record_revoked(conn, ctx, error=error, retry_in_s=wait_s):
         log.warning(

@@ -13,6 +13,7 @@ statement that runs after the lock is held, so it sees any notice an earlier hol
 """
 
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -20,7 +21,8 @@ from sqlalchemy import String, cast, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.pinteach import UUID_ARRAY, enrollments, enum, notifications, student_lifecycle_events
+from db.arrays import is_any
+from db.pinteach import enrollments, enum, notifications, student_lifecycle_events
 from jobfleet.payloads import Sweep
 from jobs.credits.closing import (
     CREDITS_EXPIRED,
@@ -30,7 +32,7 @@ from jobs.credits.closing import (
     expire_enrollments,
 )
 from jobs.deps import Deps
-from jobs.sweep import sweep
+from jobs.sweep import lock_due, sweep
 
 log = structlog.get_logger()
 SUMMARY_KEYS = ("expired", "credits_expired", "expiring_notices")
@@ -62,19 +64,9 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     return await sweep(batch, budget_s=deps.settings.sweep_budget_s, keys=SUMMARY_KEYS)
 
 
-async def lock(conn: AsyncConnection, *where, limit: int) -> list[UUID]:
+async def lock(conn: AsyncConnection, *where: Any, limit: int) -> list[UUID]:
     # No index serves valid_until: the schema's owners have none, so this scans enrollments.
-    return list(
-        (
-            await conn.execute(
-                select(e.id)
-                .where(*where)
-                .order_by(e.valid_until)
-                .limit(limit)
-                .with_for_update(skip_locked=True, key_share=True)
-            )
-        ).scalars()
-    )
+    return await lock_due(conn, e.id, *where, order_by=[e.valid_until], limit=limit, key_share=True)
 
 
 async def expire_batch(conn: AsyncConnection, *, limit: int) -> tuple[int, dict[str, int]]:
@@ -123,7 +115,7 @@ async def notice_batch(conn: AsyncConnection, *, window: timedelta, limit: int) 
                         "credits_remaining",
                         REMAINING,
                     ),
-                ).where(e.id == func.any(literal(candidate_ids, UUID_ARRAY)), *expiring),
+                ).where(is_any(e.id, candidate_ids), *expiring),
             )
             .returning(events.teacher_id, events.student_id, events.metadata)
         )

@@ -6,30 +6,22 @@ discovery round trip), authorised by google-auth, which refreshes an expired acc
 """
 
 import asyncio
-import functools
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urljoin
+from datetime import datetime
 from uuid import UUID
 
 import google_auth_httplib2
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2.credentials import Credentials
-from googleapiclient import discovery
-from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
-from sqlalchemy import String, cast, func, select, update
+from sqlalchemy import String, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import integration_settings, oauth_connections
 from jobfleet.settings import Settings
+from jobs import google_api, oauth_tokens
 from jobs.errors import JobError, Permanent, Transient
-
-# Drive answers 403 for per-user rate limits too; those are worth retrying, other 403s are not.
-RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "sharingRateLimitExceeded"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +69,12 @@ async def delete_folder(
 
     Raises Transient for what may pass (5xx, rate limits, network), Permanent for what will not.
     """
-    credentials = _credentials(settings, connection)
+    credentials = google_api.credentials(
+        settings,
+        access_token=connection.access_token,
+        refresh_token=connection.refresh_token,
+        expires_at=connection.token_expires_at,
+    )
     try:
         deleted = await asyncio.to_thread(_delete, settings, credentials, folder_id)
     except HttpError as e:
@@ -88,43 +85,18 @@ async def delete_folder(
     except (TransportError, httplib2.HttpLib2Error, OSError) as e:
         raise Transient(f"Google Drive unreachable: {type(e).__name__}: {e}") from None
     if credentials.token != connection.access_token:
-        await _save_token(conn, connection.id, credentials)
+        await oauth_tokens.save(conn, connection.id, google_api.tokens(credentials, connection.refresh_token))
     return deleted
 
 
-def _credentials(settings: Settings, connection: GoogleConnection) -> Credentials:
-    expiry = connection.token_expires_at
-    return Credentials(
-        token=connection.access_token,
-        refresh_token=connection.refresh_token,
-        token_uri=settings.google_token_uri,
-        client_id=settings.google_client_id,
-        client_secret=settings.google_client_secret.get_secret_value()
-        if settings.google_client_secret
-        else None,
-        # google-auth compares expiry with a naive UTC clock
-        expiry=expiry.astimezone(UTC).replace(tzinfo=None) if expiry else None,
-    )
-
-
-@functools.cache
-def _drive_v3() -> dict[str, Any]:
-    document = get_static_doc("drive", "v3")
-    if document is None:
-        raise Permanent("google-api-python-client ships no Drive v3 discovery document")
-    return json.loads(document)
-
-
 def _delete(settings: Settings, credentials: Credentials, folder_id: str) -> bool:
-    document = _drive_v3()
-    options = None
-    if settings.google_api_endpoint:
-        # The setting is a root shared by Google's APIs; Drive lives under its servicePath (drive/v3/).
-        options = {"api_endpoint": urljoin(settings.google_api_endpoint, document["servicePath"])}
     http = google_auth_httplib2.AuthorizedHttp(
         credentials, http=httplib2.Http(timeout=settings.drive_timeout_s)
     )
-    service = discovery.build_from_document(document, http=http, client_options=options)
+    try:
+        service = google_api.build("drive", "v3", http, settings.google_api_endpoint)
+    except google_api.MissingDiscoveryDocument as e:
+        raise Permanent(str(e)) from None
     try:
         service.files().delete(fileId=folder_id, supportsAllDrives=True).execute()
     except HttpError as e:
@@ -135,32 +107,6 @@ def _delete(settings: Settings, credentials: Credentials, folder_id: str) -> boo
 
 
 def _refused(e: HttpError) -> JobError:
-    status = int(e.resp.status)
-    reason = _reason(e)
-    message = f"Google Drive answered {status} ({reason}) to deleting the folder"
-    if status == 429 or status >= 500 or reason in RATE_LIMIT_REASONS:
-        retry_after = str(e.resp.get("retry-after", ""))
-        return Transient(message, retry_after_s=float(retry_after) if retry_after.isdigit() else None)
-    return Permanent(message)
-
-
-def _reason(e: HttpError) -> str:
-    try:
-        errors = json.loads(e.content)["error"]["errors"]
-        return str(errors[0]["reason"])
-    except (ValueError, KeyError, IndexError, TypeError):
-        return "no reason given"
-
-
-async def _save_token(conn: AsyncConnection, connection_id: UUID, credentials: Credentials) -> None:
-    """Keep the refreshed access token, so the next job does not refresh again."""
-    await conn.execute(
-        update(oauth_connections)
-        .where(oauth_connections.c.id == connection_id)
-        .values(
-            access_token=credentials.token,
-            refresh_token=credentials.refresh_token,
-            token_expires_at=credentials.expiry.replace(tzinfo=UTC) if credentials.expiry else None,
-            updated_at=func.now(),
-        )
-    )
+    f = google_api.failure(e)
+    message = f"Google Drive answered {f.status} ({f.reason or 'no reason given'}) to deleting the folder"
+    return Transient(message, retry_after_s=f.retry_after_s) if f.transient else Permanent(message)

@@ -14,7 +14,8 @@ Exactly once: due rows are locked with FOR UPDATE SKIP LOCKED (MariaDB 10.6+, My
 with their due condition repeated. The DDL has no index on state or dates, so each batch scans the
 table in primary-key order until it has its rows (one license per teacher keeps that table small);
 READ COMMITTED makes that scan lock only the rows it takes, and no gaps. Licenses with a
-subscription are locked while Stripe answers, ``stripe_batch_size`` at a time.
+subscription are locked while Stripe answers, ``stripe_batch_size`` at a time
+(``jobs.stripe_api.batches``).
 DATETIMEs hold naive UTC; cut-offs use ``UTC_TIMESTAMP()``.
 """
 
@@ -28,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.pickatale import teacher_licenses
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
-from jobs.errors import JobError, Permanent, Transient
-from jobs.payments.stripe_api import Missing, Refused, StripeApi, Subscription, connect
-from jobs.sweep import sweep
+from jobs.errors import JobError, Transient
+from jobs.stripe_api.batches import ask_each, batch, not_configured
+from jobs.stripe_api.client import Missing, Refused, StripeApi, Subscription, connect
+from jobs.sweep import lock_due, sweep
 
 log = structlog.get_logger()
 
@@ -71,17 +73,9 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     grace_s = round(settings.license_grace_days * 86400)
     seen: set[str] = set()  # asked once per run, even when Stripe's answer leaves them due
 
-    async def stripe_batch() -> tuple[int, dict[str, int]]:
+    async def stripe_step(conn: AsyncConnection) -> tuple[int, dict[str, int], list[Transient]]:
         assert stripe is not None
-        failures: list[Transient] = []
-        async with engine.begin() as conn:
-            result = await follow_stripe(
-                conn, stripe, grace_s=grace_s, limit=settings.stripe_batch_size, seen=seen, failures=failures
-            )
-        if failures:
-            # what Stripe did answer is committed; the rest waits for the runtime's retry
-            raise failures[0]
-        return result
+        return await follow_stripe(conn, stripe, grace_s=grace_s, limit=settings.stripe_batch_size, seen=seen)
 
     async def expiry_batch() -> tuple[int, dict[str, int]]:
         async with engine.begin() as conn:
@@ -91,15 +85,12 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     stripe_failure: JobError | None = None
     async with connect(settings) as stripe:
         if stripe is None:
-            log.warning(
-                "stripe_not_configured",
-                job="licenses.reconcile",
-                left_alone="licenses with a Stripe subscription",
-                setting="JOBFLEET_STRIPE_API_KEY",
-            )
+            not_configured("licenses.reconcile", left_alone="licenses with a Stripe subscription")
         else:
             try:
-                totals = await sweep(stripe_batch, budget_s=settings.sweep_budget_s, keys=SUMMARY_KEYS)
+                totals = await sweep(
+                    batch(engine.begin, stripe_step), budget_s=settings.sweep_budget_s, keys=SUMMARY_KEYS
+                )
             except JobError as e:
                 # the expiries below need no Stripe: do them before reporting the failure
                 stripe_failure = e
@@ -111,19 +102,7 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
 
 
 async def expire_due(conn: AsyncConnection, *, limit: int) -> tuple[int, dict[str, int]]:
-    ids = (
-        (
-            await conn.execute(
-                select(L.id)
-                .where(DUE_TO_EXPIRE)
-                .order_by(L.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    ids = await lock_due(conn, L.id, DUE_TO_EXPIRE, order_by=[L.id], limit=limit)
     if not ids:
         return 0, {}
     await conn.execute(
@@ -133,14 +112,8 @@ async def expire_due(conn: AsyncConnection, *, limit: int) -> tuple[int, dict[st
 
 
 async def follow_stripe(
-    conn: AsyncConnection,
-    stripe: StripeApi,
-    *,
-    grace_s: int,
-    limit: int,
-    seen: set[str],
-    failures: list[Transient],
-) -> tuple[int, dict[str, int]]:
+    conn: AsyncConnection, stripe: StripeApi, *, grace_s: int, limit: int, seen: set[str]
+) -> tuple[int, dict[str, int], list[Transient]]:
     query = (
         select(L.id, L.stripe_sub_id)
         .where(ASK_STRIPE)
@@ -154,19 +127,13 @@ async def follow_stripe(
         query = query.where(L.id.not_in(list(seen)))
     due = (await conn.execute(query)).all()
     if not due:
-        return 0, {}
+        return 0, {}, []
     seen.update(row.id for row in due)
-    answers = await stripe.each(due, lambda row: ask_stripe(stripe, row.id, row.stripe_sub_id))
+    answers = await ask_each(stripe, due, lambda row: ask_stripe(stripe, row.id, row.stripe_sub_id))
 
     targets: dict[str, list[tuple[str, Subscription | None]]] = {}
-    for row, answer in zip(due, answers, strict=True):
-        if isinstance(answer, Permanent):
-            raise answer  # a refused API key: change nothing, fail loudly
-        if isinstance(answer, Transient):
-            failures.append(answer)
-        elif isinstance(answer, BaseException):
-            raise answer
-        elif answer is not None:
+    for row, answer in answers.answered:
+        if answer is not None:
             state, subscription = answer
             targets.setdefault(state, []).append((row.id, subscription))
 
@@ -184,10 +151,8 @@ async def follow_stripe(
         await conn.execute(
             update(teacher_licenses).where(L.id.in_(cancelled), ASK_STRIPE).values(state="cancelled")
         )
-    return len(due), {
-        "reconciled": sum(len(v) for v in targets.values()),
-        "past_due": len(past_due),
-    }
+    counts = {"reconciled": sum(len(v) for v in targets.values()), "past_due": len(past_due)}
+    return len(due), counts, answers.failures
 
 
 async def renew(conn: AsyncConnection, renewed: list[tuple[str, Subscription | None]]) -> None:

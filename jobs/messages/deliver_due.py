@@ -8,14 +8,13 @@ delivering right now is skipped (that job delivers it).
 from functools import partial
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import scheduled_messages
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
 from jobs.messages.delivery import DUE, deliver_messages
-from jobs.sweep import sweep_in_transactions
+from jobs.sweep import lock_due, sweep_in_transactions
 
 log = structlog.get_logger()
 SUMMARY_KEYS = ("delivered",)
@@ -34,20 +33,8 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
 
 
 async def deliver_batch(conn: AsyncConnection, *, limit: int) -> tuple[int, dict[str, int]]:
-    due_ids = (
-        (
-            await conn.execute(
-                select(m.id)
-                .where(*DUE)
-                # index order (status, scheduled_for): the scan stops after `limit` rows
-                .order_by(m.status, m.scheduled_for)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    # index order (status, scheduled_for)
+    due_ids = await lock_due(conn, m.id, *DUE, order_by=[m.status, m.scheduled_for], limit=limit)
     if not due_ids:
         return 0, {}
     delivered = await deliver_messages(conn, due_ids)

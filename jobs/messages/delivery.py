@@ -16,7 +16,8 @@ from sqlalchemy import func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.pinteach import UUID_ARRAY, contact_log, notifications, scheduled_messages
+from db.arrays import is_any
+from db.pinteach import contact_log, notifications, scheduled_messages
 
 m = scheduled_messages.c
 DUE = (m.status == "pending", m.scheduled_for <= func.now())
@@ -28,7 +29,7 @@ async def deliver_messages(conn: AsyncConnection, message_ids: Sequence[UUID]) -
         return []
     sent = (
         update(scheduled_messages)
-        .where(m.id == func.any(literal(list(message_ids), UUID_ARRAY)), *DUE)
+        .where(is_any(m.id, message_ids), *DUE)
         .values(status="sent", contact_log_id=func.gen_random_uuid(), updated_at=func.now())
         .returning(m.id, m.teacher_id, m.student_id, m.channel, m.body, m.note, m.contact_log_id)
         .cte("sent")

@@ -13,13 +13,13 @@ A hold (a ``class_sessions`` row in status ``hold``) lasts ``hold_ttl_minutes`` 
 
 Exactly once: due holds are locked with FOR UPDATE SKIP LOCKED, so concurrent sweeps take disjoint
 batches; ledger rows are inserted ON CONFLICT DO NOTHING and counters move only for rows inserted.
-Holds with a Checkout Session are locked while their Stripe calls run, in batches of
-``stripe_batch_size`` with ``stripe_concurrency`` calls at once, each call bounded by
-``stripe_timeout_s``: the locks last about one round trip per call (worst case
-ceil(batch / concurrency) x timeout). Only the expired hold rows are held that long; enrollments
-and the ledger are locked after Stripe has answered. A webhook handler touching the same hold waits
-for the batch instead of racing it. A crash after expiring at Stripe but before commit is harmless:
-the next run reads the Checkout Session as ``expired`` and expires the hold.
+Holds with a Checkout Session are locked while their Stripe calls run (``jobs.stripe_api.batches``:
+``stripe_batch_size`` rows, ``stripe_concurrency`` calls at once, each bounded by
+``stripe_timeout_s``, so the locks last at worst ceil(batch / concurrency) x timeout). Only the
+expired hold rows are held that long; enrollments and the ledger are locked after Stripe has
+answered. A webhook handler touching the same hold waits for the batch instead of racing it. A
+crash after expiring at Stripe but before commit is harmless: the next run reads the Checkout
+Session as ``expired`` and expires the hold.
 """
 
 import time
@@ -37,10 +37,11 @@ from db.pinteach import class_sessions, session_payment, teachers
 from jobfleet.payloads import Sweep
 from jobs.credits.locking import lock_enrollments
 from jobs.deps import Deps
-from jobs.errors import Permanent, Transient
+from jobs.errors import Transient
 from jobs.payments import settle
 from jobs.payments.settle import Hold
-from jobs.payments.stripe_api import Checkout, Missing, Refused, StripeApi, connect
+from jobs.stripe_api.batches import ask_each, batch, not_configured
+from jobs.stripe_api.client import Checkout, Missing, Refused, StripeApi, connect
 from jobs.sweep import sweep
 
 log = structlog.get_logger()
@@ -74,34 +75,22 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     async with connect(settings) as stripe:
         plain = await sweep(plain_batch, budget_s=settings.sweep_budget_s, keys=SUMMARY_KEYS)
         if stripe is None:
-            log.warning(
-                "stripe_not_configured",
-                job="sessions.expire_holds",
-                left_alone="holds with a Checkout Session",
-                setting="JOBFLEET_STRIPE_API_KEY",
-            )
+            not_configured("sessions.expire_holds", left_alone="holds with a Checkout Session")
             return plain
         # Holds Stripe told us to leave (payment processing, a refused request) are not asked
         # again in this run.
         waiting: set[UUID] = set()
 
-        async def stripe_batch() -> tuple[int, dict[str, int]]:
-            failures: list[Transient] = []
-            async with deps.pinteach.begin() as conn:
-                taken, counts = await settle_with_stripe(
-                    conn,
-                    stripe,
-                    ttl=ttl,
-                    limit=settings.stripe_batch_size,
-                    waiting=waiting,
-                    failures=failures,
-                )
-            if failures:
-                # what Stripe did answer is committed; the rest waits for the runtime's retry
-                raise failures[0]
-            return taken, counts
+        async def stripe_step(conn: AsyncConnection) -> tuple[int, dict[str, int], list[Transient]]:
+            return await settle_with_stripe(
+                conn, stripe, ttl=ttl, limit=settings.stripe_batch_size, waiting=waiting
+            )
 
-        checked = await sweep(stripe_batch, budget_s=max(deadline - time.monotonic(), 0), keys=SUMMARY_KEYS)
+        checked = await sweep(
+            batch(deps.pinteach.begin, stripe_step),
+            budget_s=max(deadline - time.monotonic(), 0),
+            keys=SUMMARY_KEYS,
+        )
     return {k: plain[k] + checked[k] for k in SUMMARY_KEYS}
 
 
@@ -139,44 +128,29 @@ async def lock_due_holds(
 
 
 async def settle_with_stripe(
-    conn: AsyncConnection,
-    stripe: StripeApi,
-    *,
-    ttl: timedelta,
-    limit: int,
-    waiting: set[UUID],
-    failures: list[Transient],
-) -> tuple[int, dict[str, int]]:
+    conn: AsyncConnection, stripe: StripeApi, *, ttl: timedelta, limit: int, waiting: set[UUID]
+) -> tuple[int, dict[str, int], list[Transient]]:
     holds = await lock_due_holds(conn, ttl=ttl, with_checkout=True, skip=waiting, limit=limit)
     if not holds:
-        return 0, {}
-    answers = await stripe.each(holds, lambda hold: ask_stripe(stripe, hold))
+        return 0, {}, []
+    answers = await ask_each(stripe, holds, lambda hold: ask_stripe(stripe, hold))
+    waiting.update(hold.session_id for hold in answers.unanswered)
 
     confirm: list[tuple[Hold, Checkout]] = []
     expire: list[tuple[Hold, str]] = []
-    for hold, answer in zip(holds, answers, strict=True):
-        if isinstance(answer, Permanent):
-            # a refused API key: roll back, leave every hold as it is, fail loudly
-            raise answer
-        if isinstance(answer, Transient):
-            failures.append(answer)
-            waiting.add(hold.session_id)
-        elif isinstance(answer, BaseException):
-            raise answer
-        elif answer.action == "confirm":
-            assert answer.checkout is not None
-            confirm.append((hold, answer.checkout))
-        elif answer.action == "expire":
-            expire.append((hold, answer.reason))
+    for hold, verdict in answers.answered:
+        if verdict.action == "confirm":
+            assert verdict.checkout is not None
+            confirm.append((hold, verdict.checkout))
+        elif verdict.action == "expire":
+            expire.append((hold, verdict.reason))
         else:
             waiting.add(hold.session_id)
 
     totals = await lock_enrollments(conn, (h.enrollment_id for h in holds if h.enrollment_id is not None))
     confirmed = await settle.confirm(conn, confirm, totals)
     expired = await settle.expire(conn, expire)
-    if failures:
-        log.warning("stripe_batch_incomplete", settled=confirmed + expired, unanswered=len(failures))
-    return len(holds), {"holds_expired": expired, "holds_confirmed": confirmed}
+    return len(holds), {"holds_expired": expired, "holds_confirmed": confirmed}, answers.failures
 
 
 async def ask_stripe(stripe: StripeApi, hold: Hold) -> Verdict:

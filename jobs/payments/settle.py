@@ -24,7 +24,7 @@ from db.pinteach import (
     session_payment,
     student_lifecycle_events,
 )
-from jobs.payments.stripe_api import Checkout
+from jobs.stripe_api.client import Checkout
 
 cs = class_sessions.c
 e = enrollments.c

@@ -90,3 +90,14 @@ def load_policies(path: Path) -> dict[str, RetentionPolicy]:
     if not policies:
         raise PolicyError(f"{path}: defines no retention policy")
     return policies
+
+
+TELEMETRY = "telemetry.events"
+
+
+def telemetry_max_age(path: Path) -> timedelta:
+    """How long telemetry events may be kept: the ``telemetry.events`` policy, for whoever checks it."""
+    policies = load_policies(path)
+    if TELEMETRY not in policies:
+        raise PolicyError(f"{path}: no {TELEMETRY!r} policy")
+    return policies[TELEMETRY].max_age

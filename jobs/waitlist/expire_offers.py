@@ -15,10 +15,11 @@ from datetime import timedelta
 from functools import partial
 
 import structlog
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.pinteach import UUID_ARRAY, waitlist_entries
+from db.arrays import is_any
+from db.pinteach import waitlist_entries
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
 from jobs.sweep import sweep_in_transactions
@@ -59,7 +60,7 @@ async def expire_batch(conn: AsyncConnection, *, window: timedelta, limit: int) 
     expired = (
         await conn.execute(
             update(waitlist_entries)
-            .where(w.id == func.any(literal([d.id for d in due], UUID_ARRAY)), w.status == "notified")
+            .where(is_any(w.id, [d.id for d in due]), w.status == "notified")
             .values(status="expired", updated_at=func.now())
             .returning(w.id, w.teacher_id, w.service_id, w.student_id)
         )

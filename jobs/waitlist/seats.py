@@ -17,10 +17,11 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, literal, select, true, update
+from sqlalchemy import Integer, Uuid, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.pinteach import INT_ARRAY, UUID_ARRAY, enrollments, notifications, services, waitlist_entries
+from db.arrays import is_any, unnest
+from db.pinteach import enrollments, notifications, services, waitlist_entries
 
 w = waitlist_entries.c
 s = services.c
@@ -35,7 +36,7 @@ async def lock_services(conn: AsyncConnection, service_ids: Iterable[UUID]) -> l
         (
             await conn.execute(
                 select(s.id)
-                .where(s.id == func.any(literal(sorted(set(service_ids)), UUID_ARRAY)))
+                .where(is_any(s.id, sorted(set(service_ids))))
                 .order_by(s.id)
                 .with_for_update(key_share=True)
             )
@@ -59,7 +60,7 @@ async def free_seats(conn: AsyncConnection, service_ids: Sequence[UUID]) -> dict
             s.max_participants,
             holding.label("holding"),
             open_offers.label("offered"),
-        ).where(s.id == func.any(literal(list(service_ids), UUID_ARRAY)))
+        ).where(is_any(s.id, service_ids))
     )
     return {
         r.id: (
@@ -78,10 +79,7 @@ async def make_offers(conn: AsyncConnection, seats: Mapping[UUID, int], *, windo
     seats = {service: n for service, n in seats.items() if n > 0}
     if not seats:
         return []
-    wanted = select(
-        func.unnest(literal(list(seats), UUID_ARRAY)).label("service_id"),
-        func.unnest(literal(list(seats.values()), INT_ARRAY)).label("seats"),
-    ).subquery("wanted")
+    wanted = unnest("wanted", service_id=(seats, Uuid), seats=(seats.values(), Integer))
     # Per service, the index (service_id, status, position) yields the next in line in order.
     next_in_line = (
         select(w.id)

@@ -68,6 +68,7 @@ def create_app(
             ttl_s=settings.domain_health_cache_s,
             grace_s=settings.auto_complete_grace_s,
             timeout_s=settings.domain_health_timeout_s,
+            retention_file=settings.retention_file,
         )
         try:
             yield

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -55,6 +56,19 @@ async def wait_for_result(redis: Redis, job_id: str, timeout_s: float = 60) -> d
             return wire.decode(raw)
         await asyncio.sleep(0.05)
     raise AssertionError(f"job {job_id} has no result after {timeout_s} s")
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable], timeout_s: float, what: str, interval_s: float = 0.02
+):
+    """The first truthy value of ``condition`` (async), polled until ``timeout_s``; else fail with
+    ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := await condition():
+            return value
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"{what} within {timeout_s} s")
 
 
 def log_events(log: Path) -> list[dict[str, Any]]:

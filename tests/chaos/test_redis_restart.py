@@ -6,7 +6,6 @@ would: the machine's shared Redis serves other test runs and is never restarted.
 """
 
 import asyncio
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +13,7 @@ from redis.asyncio import Redis
 
 from jobfleet import keys
 from jobfleet.producer import Job, Producer, ProducerUnavailable
-from tests.chaos.processes import log_events, start_worker, stop_worker, wait_for_result
+from tests.chaos.processes import log_events, start_worker, stop_worker, wait_for_result, wait_until
 from tests.chaos.servers import PrivateRedis, stopped
 
 # longer than arq's own connection retries (5 x 1 s): the supervisor's backoff must grow, then reset
@@ -29,15 +28,6 @@ async def ticks_since(redis: Redis, since: datetime) -> list[str]:
         if datetime.strptime(tick, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) >= since.replace(microsecond=0):
             found.append(tick)
     return found
-
-
-async def wait_until(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := await condition():
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} within {timeout_s} s")
 
 
 async def all_run(redis: Redis, job_ids: list[str], timeout_s: float = 60) -> None:

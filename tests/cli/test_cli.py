@@ -44,7 +44,7 @@ WITH_SERVERS_AWAY = {
     ("run", "sessions.auto_complete"): (1, ['{"job":"sessions.auto_complete","ok":false,']),
     # exit 2: the audit could not finish, which a script must tell from a violation (exit 1)
     ("audit",): (2, ["jobfleet audit: could not finish: cannot reach PostgreSQL: "]),
-    ("db", "check"): (1, ["2 problem(s)"]),
+    ("db", "check"): (1, ["2 database(s) not checked: cannot connect"]),
     ("db", "init"): (1, ["PinTeach: cannot reach PostgreSQL: ", "Pickatale: OperationalError: (2003, "]),
 }
 

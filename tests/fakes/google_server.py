@@ -45,8 +45,9 @@ class FakeGoogle:
         s.route("DELETE", EVENT, self._delete)
 
     @property
-    def api_endpoint(self) -> str:
-        return f"{self.server.url}/calendar/v3/"
+    def api_root(self) -> str:
+        """What JOBFLEET_GOOGLE_API_ENDPOINT holds: the root all of Google's APIs live under."""
+        return f"{self.server.url}/"
 
     @property
     def token_uri(self) -> str:

@@ -147,6 +147,11 @@ def test_the_dashboard_has_a_service_on_its_port():
 def test_probe_rules_read_the_heartbeat_file(tmp_path):
     path = tmp_path / "health.json"
     assert probe.check(path, "live", 5)[0] is False  # not started yet
+    path.write_text('{"heartbeat": 1}')
+    assert probe.check(path, "live", 5) == (
+        False,
+        f"the heartbeat file at {path} is not one the worker wrote",
+    )
     probe.record(path, worker_id="w1", redis_ok=True)
     written = json.loads(path.read_text())
     now = written["attempt_at"]

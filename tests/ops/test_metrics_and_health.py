@@ -199,3 +199,18 @@ async def test_a_database_that_is_away_is_reported_not_fatal(settings, redis, my
     assert m[("jobfleet_domain_health_up", ())] == 0
     assert ("jobfleet_domain_sessions_overdue", ()) not in m
     assert m[("jobfleet_domain_oldest_telemetry_event_age_seconds", ())] == 0
+
+
+async def test_the_telemetry_policy_is_the_one_in_the_retention_file(settings, redis, pg, mysql, tmp_path):
+    shipped = settings.retention_file.read_text()
+    assert "max_age_days = 90" in shipped
+    retention = tmp_path / "retention.toml"
+    retention.write_text(shipped.replace("max_age_days = 90", "max_age_days = 120", 1))
+    await seed_domain(pg, mysql)  # its oldest telemetry event is 100 days old
+    async with dashboard(settings.model_copy(update={"retention_file": retention})) as client:
+        page = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (await client.get("/health")).text))
+        m = await scrape(client)
+        overview = (await client.get("/")).text
+    assert m[("jobfleet_domain_telemetry_policy_seconds", ())] == 120 * 86400
+    assert "Oldest telemetry event (policy: 120 days) 100.0 d" in page
+    assert "Telemetry older than" not in overview

@@ -28,6 +28,7 @@ def exposed_names() -> set[str]:
         ],
         failed_recorded=0,
         health=DomainHealth(checked_at=1, **health_values),
+        recoveries=queries.Recoveries([{"job_id": "x"}], [], {"j": 1}),
     )
     text = metrics.render(snap).decode()
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}

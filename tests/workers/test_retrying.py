@@ -58,3 +58,41 @@ async def test_a_bug_in_sql_is_not_retried(pg: AsyncEngine):
     async with pg.connect() as conn:
         error = await raised(conn.execute(text("SELECT no_such_column FROM teachers")))
     assert not is_transient(error)
+
+
+async def test_a_connection_refused_is_retried():
+    with pytest.raises(OSError) as info:
+        await asyncio.open_connection("127.0.0.1", 1)
+    assert is_transient(info.value)
+
+
+async def test_a_database_that_is_away_is_retried():
+    # asyncpg tries every address of localhost; what it raises is what a job sees
+    engine = pinteach_engine("postgresql://postgres@localhost:1/pinteach", pool_size=1)
+    try:
+        with pytest.raises(OSError) as info:
+            async with engine.connect():
+                pass
+    finally:
+        await engine.dispose()
+    assert is_transient(info.value)
+
+
+def test_a_file_error_is_not_retried(tmp_path):
+    with pytest.raises(OSError) as missing:
+        (tmp_path / "missing.toml").read_text()
+    with pytest.raises(OSError) as directory:
+        tmp_path.read_text()
+    assert not is_transient(missing.value)
+    assert not is_transient(directory.value)
+
+
+def test_every_address_of_a_host_failing_is_retried():
+    # built as asyncio's create_connection builds it when 127.0.0.1 and ::1 fail differently (this
+    # machine's localhost has one address, so the real one cannot be caused here)
+    error = OSError(
+        "Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 1), "
+        "[Errno 99] Cannot assign requested address"
+    )
+    assert is_transient(error)
+    assert not is_transient(OSError("Multiple choices"))

@@ -1,4 +1,5 @@
-"""The fleet itself: jobs in progress (who runs what since when) and the worker processes."""
+"""The fleet itself: jobs in progress (who runs what since when), jobs orphaned by a worker whose
+lease lapsed and their recoveries, and the worker processes."""
 
 import time
 
@@ -11,8 +12,15 @@ from ops.dashboard import rendering
 
 
 async def running(request: Request) -> Response:
-    states = await queries.workers(request.app.state.redis)
-    return rendering.page(request, "running.html", jobs=queries.running_jobs(states), now_s=time.time())
+    redis = request.app.state.redis
+    states = await queries.workers(redis)
+    return rendering.page(
+        request,
+        "running.html",
+        jobs=queries.running_jobs(states),
+        recoveries=await queries.recoveries(redis, states),
+        now_s=time.time(),
+    )
 
 
 async def workers(request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""The Stripe calls the payment jobs make, through the official ``stripe`` library.
+"""The Stripe calls the jobs make (payments, licenses), through the official ``stripe`` library.
 
 One ``StripeApi`` per run: a ``StripeClient`` on an async httpx transport (never blocking the event
 loop), the API base from settings, no library-level retries (a failed call fails the batch and the
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import stripe
 
 from jobfleet.settings import Settings
-from jobs.errors import Permanent, Transient
+from jobs.errors import Permanent, Transient, retry_after_s
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -92,10 +92,9 @@ def translate(e: stripe.StripeError) -> Exception:
     """The fleet's view of a Stripe error. Messages carry ids and Stripe's request id, never keys."""
     request_id = e.request_id
     if isinstance(e, stripe.RateLimitError):
-        retry_after = (e.headers or {}).get("retry-after")
         return Transient(
             f"Stripe rate limit (request {request_id})",
-            retry_after_s=float(retry_after) if retry_after and retry_after.isdigit() else None,
+            retry_after_s=retry_after_s((e.headers or {}).get("retry-after")),
         )
     if isinstance(e, stripe.APIConnectionError):
         return Transient("cannot reach Stripe (connection error or timeout)")
