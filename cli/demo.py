@@ -27,10 +27,13 @@ from demo import (
     gdpr,
     learners,
     licenses,
+    lifecycle,
     messages,
     payments,
     retention,
+    reviews,
     sessions,
+    teacher_retention,
     waitlist,
 )
 from jobfleet import keys
@@ -96,7 +99,18 @@ async def load_data(settings: Settings) -> None:
     my = pickatale_engine(settings.pickatale_dsn, prefix=settings.pickatale_db_prefix, pool_size=1)
     try:
         async with pg.begin() as conn:
-            for seed in (sessions, credits, waitlist, payments, gdpr, calendar):
+            demos = (
+                sessions,
+                credits,
+                waitlist,
+                payments,
+                gdpr,
+                calendar,
+                lifecycle,
+                reviews,
+                teacher_retention,
+            )
+            for seed in demos:
                 await seed.seed_demo(conn)
             demo_messages = await messages.seed_demo(conn)
         async with my.begin() as conn:

@@ -93,8 +93,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import structlog
 
     from jobs.deps import Deps
+    from workers import connections
     from workers.logging import configure
-    from workers.runner import load_handler, run_job
+    from workers.marks import RedisMarks
+    from workers.runner import enqueue_follow_ups, load_handler, run_job
 
     configure(settings.log_level, settings.log_format, stderr=True)
     spec = CATALOG.get(args.name)
@@ -103,10 +105,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     payload = _payload(args.payload)
 
     async def main() -> int:
-        deps = Deps.from_settings(settings)
+        producer = connections.producer(settings)
+        deps = Deps.from_settings(settings).with_marks(RedisMarks(producer.redis))
         try:
             with structlog.contextvars.bound_contextvars(job=spec.name):
-                result = await run_job(spec, load_handler(spec), deps, payload)
+                done = await run_job(spec, load_handler(spec), deps, payload)
+                # after the job's commits, as in a worker
+                await enqueue_follow_ups(producer, done.follow_ups)
         except Exception as e:  # the one place a failure of any kind becomes exit status 1
             print(
                 wire.encode({"job": spec.name, "ok": False, "error": f"{type(e).__name__}: {e}"}).decode(),
@@ -115,7 +120,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FAILURE
         finally:
             await deps.close()
-        print(wire.encode(result).decode())
+            await producer.close()
+        print(wire.encode(dict(done)).decode())
         return 0
 
     return _run(main())

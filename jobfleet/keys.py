@@ -75,3 +75,6 @@ OUTBOX_STATS = "jobfleet:outbox:stats"
 
 # arq's abort request set (job id -> request time ms), read by workers started with allow_abort_jobs.
 ABORT_JOBS = abort_jobs_ss
+
+# High-water marks of incremental jobs (job name -> ISO 8601 time), kept by the runtime.
+MARKS = "jobfleet:marks"

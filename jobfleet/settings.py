@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     hold_ttl_minutes: float = Field(default=30, gt=0)
     license_grace_days: float = Field(default=7, ge=0)
     gdpr_erase_batch_size: int = Field(default=20, ge=1, le=1000)
+    # lifecycle.detect re-reads sessions that ended this long before its last run (late completions)
+    lifecycle_lookback_days: float = Field(default=7, ge=0)
+    # a run without a mark looks at every student: it gets more time than the usual sweep budget
+    lifecycle_budget_s: float = Field(default=1500, gt=0)
 
     # Retention (the policies themselves are data: retention_file)
     retention_budget_s: float = Field(default=3000, gt=0)

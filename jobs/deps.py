@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engines import pickatale_engine, pinteach_engine
 from jobfleet.settings import Settings
+from jobs.marks import Marks
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +14,8 @@ class Deps:
     settings: Settings
     pinteach: AsyncEngine
     pickatale: AsyncEngine
+    # where incremental jobs keep their high-water marks; None: they do the full work every run
+    marks: Marks | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Deps":
@@ -25,6 +28,9 @@ class Deps:
     def with_settings(self, **update: object) -> "Deps":
         """The same engines with some settings changed (a smaller batch, another API base)."""
         return replace(self, settings=self.settings.model_copy(update=update))
+
+    def with_marks(self, marks: Marks | None) -> "Deps":
+        return replace(self, marks=marks)
 
     async def close(self) -> None:
         await self.pinteach.dispose()

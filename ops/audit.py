@@ -13,10 +13,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.pickatale import events, learner_erasure_requests
+from db.pinteach import review_requests
 from db.schema import missing_table
 from jobfleet.settings import Settings
 from jobs.gdpr.personal_data import (
@@ -51,6 +52,8 @@ class Check:
     name: str
     sql: str
     message: str
+    # an optional table (a migration the database may not have run): the check is skipped without it
+    needs: Table | None = None
 
     def violations(self, rows: list[Any]) -> Iterator[Violation]:
         for row in rows:
@@ -179,6 +182,44 @@ PINTEACH_CHECKS = (
         """,
         "the erasure request is completed but the student still has personal data",
     ),
+    Check(
+        "lifecycle_duplicate_milestone",
+        """
+        SELECT student_id, metadata->>'milestone' AS milestone, count(*) AS events
+        FROM student_lifecycle_events WHERE event_type = 'milestone_reached'
+        GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1, 2
+        """,
+        "milestone {milestone} recorded {events} times for one student",
+    ),
+    Check(
+        # lifecycle.detect runs daily: a booking older than a day should have reactivated the student
+        "churned_with_future_booking",
+        """
+        WITH bookings AS (
+            SELECT student_id, id AS session_id, created_at FROM class_sessions
+            WHERE student_id IS NOT NULL AND status IN ('pending_confirmation', 'scheduled')
+              AND ends_at > now()
+            UNION ALL
+            SELECT p.student_id, s.id, p.created_at FROM session_participants p
+            JOIN class_sessions s ON s.id = p.session_id
+            WHERE p.status = 'confirmed' AND s.status IN ('pending_confirmation', 'scheduled')
+              AND s.ends_at > now())
+        SELECT st.id AS student_id, min(b.session_id::text) AS session_id FROM students st
+        JOIN bookings b ON b.student_id = st.id
+        WHERE st.status = 'churned' AND b.created_at < now() - interval '1 day'
+        GROUP BY st.id ORDER BY st.id
+        """,
+        "the student is churned but has a future booking made more than a day ago",
+    ),
+    Check(
+        "review_request_past_expiry",
+        """
+        SELECT id AS review_request_id, expires_at FROM review_requests
+        WHERE status = 'pending' AND expires_at < now() - interval '1 day' ORDER BY expires_at
+        """,
+        "the review request is still pending more than a day after it expired at {expires_at}",
+        needs=review_requests,
+    ),
 )
 
 # Pickatale: a class's cap counts its memberships with archived_at IS NULL.
@@ -238,6 +279,8 @@ async def audit_pinteach(engine: AsyncEngine) -> list[Violation]:
         await conn.begin()
         await _read_only(conn, "postgresql")
         for check in PINTEACH_CHECKS:
+            if check.needs is not None and await missing_table(conn, check.needs):
+                continue  # `jobfleet db check` names what is off
             found += check.violations((await conn.execute(text(check.sql))).all())
         await conn.rollback()
     return found

@@ -2,8 +2,9 @@
 
 Each number is one aggregate query. Most ride an index of the DDL (class_sessions (status,
 ends_at), session_calendar_sync (sync_status), data_erasure_requests (status, due_at),
-learner_erasure_requests (status, due_at), telemetry.events (created_at)); enrollments, waitlist
-offers and OAuth connections have no index for the question, so those scan tables that grow with
+learner_erasure_requests (status, due_at), review_requests (status, expires_at),
+telemetry.events (created_at)); enrollments, waitlist offers, OAuth connections and
+soft-deleted students have no index for the question, so those scan tables that grow with
 teachers and students, not with traffic.
 The schema is not ours to index, so the whole read is cached (``DomainHealthCache``) and runs at
 most once per ``domain_health_cache_s`` whoever asks: pages, /metrics, several Prometheus servers.
@@ -25,15 +26,19 @@ from db.pickatale import events, learner_erasure_requests
 from db.pinteach import (
     class_sessions,
     data_erasure_requests,
+    data_retention_settings,
     enrollments,
     job_outbox,
     oauth_connections,
+    review_requests,
     session_calendar_sync,
+    students,
     waitlist_entries,
 )
 from db.schema import missing_table
 from jobs.deps import Deps
 from jobs.retention.policies import PolicyError, telemetry_max_age
+from jobs.retention.teacher_policies import ERASURE_DUE
 
 log = structlog.get_logger("jobfleet.ops.health")
 
@@ -58,6 +63,9 @@ class DomainHealth:
     learner_erasures_due_within_3_days: int | None = None
     learner_erasures_overdue: int | None = None
     oldest_learner_erasure_overdue_age_s: float | None = None
+    review_requests_past_expiry: int | None = None
+    oldest_review_request_past_expiry_age_s: float | None = None
+    deleted_students_due_for_erasure: int | None = None
     oldest_telemetry_age_s: float | None = None
     # None where job_outbox is missing (migration 0080 not run): the relay is off
     outbox_rows: int | None = None
@@ -133,6 +141,7 @@ async def _pinteach(deps: Deps, grace: timedelta, timeout_s: float) -> dict[str,
                 ).where(open_erasure, data_erasure_requests.c.due_at < soon)
             )
         ).one()
+        teachers = await _teacher_settings(conn, now)
         # the relay keeps the outbox near empty: a count that grows means relays are down or failing
         outbox = None
         if await missing_table(conn, job_outbox) is None:
@@ -150,9 +159,33 @@ async def _pinteach(deps: Deps, grace: timedelta, timeout_s: float) -> dict[str,
         "gdpr_due_within_3_days": gdpr[0],
         "gdpr_overdue": gdpr[1],
         "oldest_gdpr_overdue_age_s": _age_s(now, overdue_gdpr),
+        **teachers,
         "outbox_rows": outbox[0] if outbox else None,
         "oldest_outbox_row_age_s": _age_s(now, outbox[1]) if outbox else None,
     }
+
+
+async def _teacher_settings(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
+    """Backlogs of the jobs that follow the teachers' own settings (migration 0080); a database
+    without the migration leaves them unknown (None), the rest of the page stands."""
+    found: dict[str, Any] = {}
+    if await missing_table(conn, review_requests) is None:
+        # the (status, expires_at) index: a short range
+        past, oldest = (
+            await conn.execute(
+                select(func.count(), func.min(review_requests.c.expires_at)).where(
+                    review_requests.c.status == "pending", review_requests.c.expires_at < func.now()
+                )
+            )
+        ).one()
+        found["review_requests_past_expiry"] = past
+        found["oldest_review_request_past_expiry_age_s"] = _age_s(now, oldest)
+    if await missing_table(conn, data_retention_settings) is None:
+        # students of the teachers who set the policy (their deleted_at has no index)
+        found["deleted_students_due_for_erasure"] = (
+            await conn.execute(select(func.count()).select_from(students).where(ERASURE_DUE))
+        ).scalar_one()
+    return found
 
 
 async def _pickatale(deps: Deps) -> dict[str, Any]:

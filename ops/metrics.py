@@ -68,6 +68,18 @@ DOMAIN_METRICS = {
         "jobfleet_domain_oldest_learner_erasure_overdue_seconds",
         "How long the most overdue open learner erasure request is past due_at",
     ),
+    "review_requests_past_expiry": (
+        "jobfleet_domain_review_requests_past_expiry",
+        "Review requests still pending past expires_at (reviews.expire)",
+    ),
+    "oldest_review_request_past_expiry_age_s": (
+        "jobfleet_domain_oldest_review_request_past_expiry_seconds",
+        "How long the oldest review request still pending is past expires_at",
+    ),
+    "deleted_students_due_for_erasure": (
+        "jobfleet_domain_deleted_students_due_for_erasure",
+        "Soft-deleted students past their teacher's retention setting without an erasure request",
+    ),
     "oldest_telemetry_age_s": (
         "jobfleet_domain_oldest_telemetry_event_age_seconds",
         "Age of the oldest telemetry event (policy: jobfleet_domain_telemetry_policy_seconds)",

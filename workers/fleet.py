@@ -27,6 +27,7 @@ from workers.failures import FailureRecord
 from workers.health import Heartbeat, new_worker_id
 from workers.last_runs import LastRuns
 from workers.lease import Lease
+from workers.marks import RedisMarks
 from workers.outbox import OutboxRelay
 from workers.recovery import Recovery
 from workers.runner import load_handler
@@ -85,10 +86,10 @@ class Fleet:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, sig)
-        deps = Deps.from_settings(settings)
+        redis = connect(settings.redis_target)
+        deps = Deps.from_settings(settings).with_marks(RedisMarks(redis))
         if tracing.configure(settings, [deps.pinteach, deps.pickatale]):
             log.info("tracing_on", service=settings.otel_service_name or "jobfleet")
-        redis = connect(settings.redis_target)
         stats = Stats()
         failures = FailureRecord(redis)
         heartbeat = Heartbeat(

@@ -16,10 +16,11 @@ from redis.exceptions import RedisError
 
 from jobfleet.catalog import JobSpec
 from jobfleet.payloads import Payload
-from jobfleet.producer import InvalidPayload
+from jobfleet.producer import InvalidPayload, Job, Producer, ProducerUnavailable
 from jobs.backoff import backoff_s
 from jobs.deps import Deps
 from jobs.errors import Permanent
+from jobs.followups import FollowUp, Outcome, outcome
 from workers import tracing
 from workers.failures import FailureRecord, bounded
 from workers.last_runs import LastRuns
@@ -39,14 +40,28 @@ def load_handler(spec: JobSpec) -> Handler:
     return getattr(import_module(module), attr)
 
 
-async def run_job(spec: JobSpec, handler: Handler, deps: Deps, payload: dict[str, Any]) -> dict[str, Any]:
+async def run_job(spec: JobSpec, handler: Handler, deps: Deps, payload: dict[str, Any]) -> Outcome:
     """Run one job in this process, outside any queue: what ``jobfleet run`` does."""
     try:
         model = spec.payload.model_validate(payload)
     except ValidationError as e:
         raise InvalidPayload(spec.name, e) from None
     async with asyncio.timeout(spec.timeout_s):
-        return await handler(deps, model)
+        return outcome(await handler(deps, model))
+
+
+async def enqueue_follow_ups(producer: Producer, follow_ups: tuple[FollowUp, ...]) -> None:
+    """Enqueue what a job that succeeded asked for. Called only after it returned, i.e. after its
+    transactions committed; a lost follow-up is left to the periodic sweep of the same job. The
+    job's name and id are in the log context already."""
+    if not follow_ups:
+        return
+    try:
+        await producer.enqueue_many(Job(f.job, f.payload, key=f.key) for f in follow_ups)
+    except (ProducerUnavailable, InvalidPayload, LookupError) as e:
+        log.warning("follow_ups_not_enqueued", follow_ups=len(follow_ups), error=str(e))
+        return
+    log.info("follow_ups_enqueued", jobs=sorted({f.job for f in follow_ups}), count=len(follow_ups))
 
 
 class JobRunner:
@@ -113,7 +128,7 @@ class JobRunner:
                     f"job {spec.name!r} takes its payload as the document's 'k' object; "
                     f"it got {len(args)} positional argument(s) in 'a'"
                 )
-            result = await run_job(spec, self.handler, self.deps, payload)
+            done = await run_job(spec, self.handler, self.deps, payload)
         except asyncio.CancelledError:
             # Shutdown or abort: arq puts the job back (or records the abort); the transaction rolled back.
             self.stats.ended(job_id, spec.name, "retried", time.perf_counter() - start)
@@ -156,8 +171,10 @@ class JobRunner:
             log.error("job_failed", error=error, duration_ms=duration_ms)
             await self._record_last_run(ctx, start, "failed", error=error)
             raise JobFailed(error) from None
+        result = dict(done)  # the summary alone goes into the result and the logs
         self.stats.ended(job_id, spec.name, "succeeded", time.perf_counter() - start, result)
         log.info("job_succeeded", duration_ms=_ms(start), result=result)
+        await asyncio.shield(enqueue_follow_ups(Producer(ctx["redis"]), done.follow_ups))
         await self._record_last_run(ctx, start, "succeeded", counts=result)
         return result
 

@@ -42,6 +42,8 @@ from jobfleet.payloads import Sweep
 from jobs.credits.closing import close_finished_enrollments
 from jobs.credits.locking import lock_enrollments
 from jobs.deps import Deps
+from jobs.followups import with_follow_ups
+from jobs.reviews.request_due import follow_up_for as review_follow_up
 from jobs.sweep import sweep_in_transactions
 
 SUMMARY_KEYS = ("completed", "pending_review", "credits_consumed")
@@ -66,17 +68,19 @@ class Consumer:
 async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     grace = timedelta(seconds=deps.settings.auto_complete_grace_s)
     batch_size = deps.settings.sweep_batch_size
+    completed_for: set[UUID] = set()  # teachers whose students completed: reviews may be due
 
-    return await sweep_in_transactions(
+    summary = await sweep_in_transactions(
         deps.pinteach,
-        partial(complete_batch, grace=grace, limit=batch_size),
+        partial(complete_batch, grace=grace, limit=batch_size, completed_for=completed_for),
         budget_s=deps.settings.sweep_budget_s,
         keys=SUMMARY_KEYS,
     )
+    return with_follow_ups(summary, await review_follow_up(deps.pinteach, completed_for))
 
 
 async def complete_batch(
-    conn: AsyncConnection, *, grace: timedelta, limit: int
+    conn: AsyncConnection, *, grace: timedelta, limit: int, completed_for: set[UUID] | None = None
 ) -> tuple[int, dict[str, int]]:
     due_ids = (
         (
@@ -164,6 +168,8 @@ async def complete_batch(
 
     consumed = await consume_credits(conn, consumers)
     await write_records(conn, completed, for_review, consumed)
+    if completed_for is not None:
+        completed_for.update(s.teacher_id for s in completed)
     return len(due_ids), {
         "completed": len(completed),
         "pending_review": len(for_review),

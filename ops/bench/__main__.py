@@ -1,4 +1,4 @@
-"""``python -m ops.bench [--quick | --tiny] [--only worker,sweep,purge,outbox,learners] [--runs N] [--out FILE]``"""
+"""``python -m ops.bench [--quick | --tiny] [--only worker,sweep,purge,outbox,lifecycle,learners] [--runs N] [--out FILE]``"""
 
 import argparse
 import asyncio
@@ -11,7 +11,7 @@ from ops.bench.redis_server import private_redis, server_version
 from ops.bench.report import Section, markdown
 from ops.bench.throughput import Sizes
 
-BENCHMARKS = ("worker", "sweep", "purge", "outbox", "learners")
+BENCHMARKS = ("worker", "sweep", "purge", "outbox", "lifecycle", "learners")
 WORKER_SIZES = {
     "full": Sizes(jobs=10_000, latency_s=10, enqueue=10_000, memory_jobs=1_000_000, runs=3),
     "quick": Sizes(jobs=3_000, latency_s=3, enqueue=3_000, memory_jobs=50_000, runs=3),
@@ -75,6 +75,11 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
         with private_redis() as url:
             servers.setdefault("Redis", f"{server_version(url)} (private redis-server, no persistence)")
             section, servers["PostgreSQL"] = await bench_outbox(args.pg, url, args.size, args.runs)
+        sections.append(section)
+    if "lifecycle" in args.only:
+        from ops.bench.lifecycle import bench_lifecycle
+
+        section, servers["PostgreSQL"] = await bench_lifecycle(args.pg, args.size, args.runs)
         sections.append(section)
     if "learners" in args.only:
         from ops.bench.learners import bench_learners

@@ -15,6 +15,10 @@ SWEEPS = {
     "gdpr.erase_due",
     "telemetry.purge",
     "licenses.reconcile",
+    "lifecycle.detect",
+    "reviews.request_due",
+    "reviews.expire",
+    "retention.teacher_policies",
 }
 
 
@@ -48,6 +52,10 @@ async def test_demo_sweeps_act_the_backend_trickles_and_the_dashboard_answers(en
     assert results["gdpr.erase_due"]["erased"] > 0
     assert results["telemetry.purge"]["deleted"] > 0
     assert results["licenses.reconcile"]["expired"] > 0
+    assert results["lifecycle.detect"]["gap_detected"] > 0 and results["lifecycle.detect"]["churned"] > 0
+    assert results["reviews.request_due"]["requested"] > 0
+    assert results["reviews.expire"]["expired"] > 0
+    assert results["retention.teacher_policies"]["erasure_requested"] > 0
     assert results["calendar.sync_session"]["synced"] == 1
     failing = [e for e in demo.events if e.get("event") == "job_failed" and e["job"] == "messages.deliver"]
     assert "does not exist" in failing[0]["error"], "the job that fails on purpose"

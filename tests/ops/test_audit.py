@@ -12,7 +12,7 @@ from jobs.sessions import auto_complete
 from ops.audit import PINTEACH_CHECKS, audit_pickatale, audit_pinteach, audit_telemetry
 from tests import services
 from tests.cli.run import jobfleet
-from tests.factories import PinTeach, ahead
+from tests.factories import PinTeach, ago, ahead
 
 
 async def consistent_data(seed: PinTeach) -> dict:
@@ -102,6 +102,28 @@ async def corrupt(seed: PinTeach, mysql) -> dict:
             )
         )
 
+    # a milestone recorded twice, a churned student who booked two days ago, a review request
+    # still pending two days after it expired (the checks of the teachers' settings jobs)
+    other = await seed.student(ids["teacher_id"], status="churned")
+    for _ in range(2):
+        await seed.insert(
+            t.student_lifecycle_events,
+            teacher_id=ids["teacher_id"],
+            student_id=other,
+            event_type="milestone_reached",
+            metadata={"milestone": 10},
+        )
+    await seed.session(
+        ids["service_id"], ids["teacher_id"], student_id=other, ends_at=ahead(days=3), created_at=ago(days=2)
+    )
+    await seed.insert(
+        t.review_requests,
+        teacher_id=ids["teacher_id"],
+        student_id=other,
+        channel="link",
+        token="audit-test-token",
+        expires_at=ago(days=2),
+    )
     # three sessions counted as scheduled and none booked, one more than the enrollment holds
     overdrawn = await seed.enrollment(
         ids["service_id"], ids["student_id"], ids["teacher_id"], sessions_total=2, sessions_scheduled=3

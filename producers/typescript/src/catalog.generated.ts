@@ -24,6 +24,10 @@ export type JobDocument = {
   tc?: TraceContext | null;
 };
 
+export type LifecycleRun = {
+  teacher_id?: string | null;
+};
+
 export type MessageRef = {
   /** a UUID */
   message_id: string;
@@ -31,6 +35,10 @@ export type MessageRef = {
 
 export type RetentionRun = {
   policy?: string | null;
+};
+
+export type ReviewRun = {
+  teacher_ids?: string[] | null;
 };
 
 export type ServiceRef = {
@@ -84,6 +92,14 @@ export interface Payloads {
   "gdpr.erase": ErasureRequestRef;
   /** Apply the retention policies: purge telemetry older than 90 days, and the rest (queue jobfleet:queue:sweeps) */
   "telemetry.purge": RetentionRun;
+  /** Detect gaps, churn, reactivation, milestones and streaks of students; notify teachers (queue jobfleet:queue:sweeps) */
+  "lifecycle.detect": LifecycleRun;
+  /** Ask students for a review once they completed the teacher's number of sessions (queue jobfleet:queue:sweeps) */
+  "reviews.request_due": ReviewRun;
+  /** Expire pending review requests past expires_at (queue jobfleet:queue:sweeps) */
+  "reviews.expire": Sweep;
+  /** Apply each teacher's data retention settings: contact log, notifications, notes, erasure (queue jobfleet:queue:sweeps) */
+  "retention.teacher_policies": Sweep;
   /** Do nothing: a probe of the fleet's own overhead (queue jobfleet:queue:default) */
   "fleet.noop": Sweep;
   /** Wait the given milliseconds: a stand-in for an I/O-bound job (queue jobfleet:queue:default) */
@@ -145,6 +161,22 @@ export const JOBS: { readonly [J in JobName]: { readonly queue: string; readonly
   "telemetry.purge": {
     "queue": "jobfleet:queue:sweeps",
     "payload": "RetentionRun"
+  },
+  "lifecycle.detect": {
+    "queue": "jobfleet:queue:sweeps",
+    "payload": "LifecycleRun"
+  },
+  "reviews.request_due": {
+    "queue": "jobfleet:queue:sweeps",
+    "payload": "ReviewRun"
+  },
+  "reviews.expire": {
+    "queue": "jobfleet:queue:sweeps",
+    "payload": "Sweep"
+  },
+  "retention.teacher_policies": {
+    "queue": "jobfleet:queue:sweeps",
+    "payload": "Sweep"
   },
   "fleet.noop": {
     "queue": "jobfleet:queue:default",
@@ -234,6 +266,26 @@ export const DEFS: Readonly<Record<string, Schema>> = {
     "title": "JobDocument",
     "type": "object"
   },
+  "LifecycleRun": {
+    "additionalProperties": false,
+    "properties": {
+      "teacher_id": {
+        "anyOf": [
+          {
+            "format": "uuid",
+            "type": "string"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null,
+        "title": "Teacher Id"
+      }
+    },
+    "title": "LifecycleRun",
+    "type": "object"
+  },
   "MessageRef": {
     "additionalProperties": false,
     "properties": {
@@ -267,6 +319,31 @@ export const DEFS: Readonly<Record<string, Schema>> = {
       }
     },
     "title": "RetentionRun",
+    "type": "object"
+  },
+  "ReviewRun": {
+    "additionalProperties": false,
+    "properties": {
+      "teacher_ids": {
+        "anyOf": [
+          {
+            "items": {
+              "format": "uuid",
+              "type": "string"
+            },
+            "maxItems": 1000,
+            "minItems": 1,
+            "type": "array"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null,
+        "title": "Teacher Ids"
+      }
+    },
+    "title": "ReviewRun",
     "type": "object"
   },
   "ServiceRef": {
