@@ -6,8 +6,8 @@ The order matters:
 
 1. the child's login sessions go first, so the apps stop writing for them;
 2. class memberships are archived (``archived_at``), so the class's seat count drops at once;
-3. telemetry events and reading sessions, in short chunks under the run's time budget (the
-   purge's technique, jobs.retention.chunks), then learner memories and vocabulary gaps;
+3. telemetry events and reading sessions, in short chunks sized by time under the run's budget
+   (the purge's technique, jobs.retention.chunks), then learner memories and vocabulary gaps;
 4. last, the student row is anonymised, replacing the uuid too: before that the uuid is the only
    link to the learner's rows, so every step before can still find them after a crash. The new
    uuid is derived from the request id, so a resumed run still finds the row.
@@ -33,6 +33,7 @@ from db.pickatale import (
     vocabulary_gaps,
 )
 from jobfleet.settings import Settings
+from jobs.retention.chunk_sizer import ChunkSizer
 from jobs.retention.chunks import walk_chunks
 
 ERASED_NAME = "Erased learner"
@@ -108,13 +109,14 @@ async def erase_learner(
 
     async def chunked(table: Table, key: ColumnElement[bool]) -> bool:
         # at least one chunk per step reached, even past the deadline: every run moves on
+        sizer = ChunkSizer(settings.learner_erase_chunk_size, settings.learner_erase_chunk_target_ms / 1000)
         walked = await walk_chunks(
             engine,
             table,
             table.delete(),
             where=key,
             window=(key,),
-            chunk_size=settings.learner_erase_chunk_size,
+            sizer=sizer,
             pause_s=settings.learner_erase_pause_s,
             deadline=deadline,
         )

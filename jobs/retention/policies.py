@@ -26,7 +26,9 @@ class RetentionPolicy(BaseModel):
     combine: Literal["any", "first_non_null"] = "any"
     max_age_days: float | None = Field(default=None, gt=0)
     max_age_hours: float | None = Field(default=None, gt=0)
+    # the most rows a chunk takes; each chunk is sized so its transaction takes about chunk_target_ms
     chunk_size: int = Field(default=5000, ge=1, le=100_000)
+    chunk_target_ms: float = Field(default=200, gt=0, le=10_000)
     pause_between_chunks_s: float = Field(default=0.1, ge=0, le=60)
     action: Literal["delete", "update"]
     where: dict[str, Scalar] = Field(default_factory=dict)

@@ -4,9 +4,13 @@
   database's UTC clock when the policy starts; a delete policy deletes them, an update policy sets
   its ``set_to`` columns.
 - Never one giant statement: the purge walks the primary key from the lowest due id to the highest
-  in windows of ``chunk_size`` ids, each window one short READ COMMITTED transaction (record locks
-  on the rows it changes, no gap locks, so inserts at the end of the table never wait on it), with
-  a pause between chunks (jobs.retention.chunks, shared with the learner erasure).
+  in windows of consecutive ids, each window one statement in a short READ COMMITTED transaction
+  (record locks on the rows it changes, no gap locks, so inserts at the end of the table never
+  wait on it), with a pause between chunks (jobs/retention/chunks.py, shared with the learner
+  erasure).
+- Each window is sized by time (jobs/retention/chunk_sizer.py): the next chunk takes as many ids as
+  the last ones suggest fit in the policy's ``chunk_target_ms``, at most its ``chunk_size``, so a
+  chunk's locks last about as long on a cold disk as on a warm cache.
 - A time budget per run, checked after each chunk (each policy the run reaches gets at least one
   chunk); what is left is picked up by the next run. A run started while another still holds the
   run lock does nothing.
@@ -14,6 +18,7 @@
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from jobfleet.payloads import RetentionRun
 from jobs.deps import Deps
 from jobs.errors import Permanent
+from jobs.retention.chunk_sizer import ChunkSizer
 from jobs.retention.chunks import walk_chunks
 from jobs.retention.policies import PolicyError, RetentionPolicy, load_policies
 from jobs.retention.run_lock import run_lock, run_lock_name
@@ -69,7 +75,13 @@ def due(policy: RetentionPolicy, cutoff: datetime) -> ColumnElement[bool]:
     return and_(aged, *(table.c[name] == value for name, value in policy.where.items()))
 
 
-async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline: float) -> Counter[str]:
+async def apply_policy(
+    engine: AsyncEngine,
+    policy: RetentionPolicy,
+    *,
+    deadline: float,
+    timer: Callable[[], float] = time.perf_counter,
+) -> Counter[str]:
     table = policy.sa_table
     (pk,) = table.primary_key.columns
     async with engine.connect() as conn:
@@ -81,20 +93,24 @@ async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline
         ).one()
 
     chunks = changed = 0
+    sizer = ChunkSizer(policy.chunk_size, policy.chunk_target_ms / 1000)
+    longest_s = 0.0
     if lowest is not None:
         statement = delete(table) if policy.action == "delete" else update(table).values(policy.set_to)
+        # At least one chunk even with the budget spent, as in jobs.sweep: every run moves on.
         walked = await walk_chunks(
             engine,
             table,
             statement,
             where=due(policy, cutoff),
-            after=lowest - 1,
-            highest=highest,
-            chunk_size=policy.chunk_size,
+            sizer=sizer,
             pause_s=policy.pause_between_chunks_s,
             deadline=deadline,
+            after=lowest - 1,
+            highest=highest,
+            timer=timer,
         )
-        chunks, changed = walked.chunks, walked.changed
+        chunks, changed, longest_s = walked.chunks, walked.changed, walked.longest_s
 
     async with engine.connect() as conn:
         remaining = (
@@ -106,6 +122,8 @@ async def apply_policy(engine: AsyncEngine, policy: RetentionPolicy, *, deadline
         action=policy.action,
         changed=changed,
         chunks=chunks,
+        longest_chunk_ms=round(longest_s * 1000, 1),
+        last_chunk_size=sizer.size,
         remaining_expired=remaining,
     )
     counted = "deleted" if policy.action == "delete" else "updated"

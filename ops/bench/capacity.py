@@ -42,12 +42,11 @@ async def scaling_once(redis_url: str, processes: int, jobs: int) -> tuple[float
         cpu_before = await _redis_cpu_s(redis)
         started = [worker.start(redis_url) for _ in range(processes)]
         try:
-            await throughput.wait_for_results(redis, ids, started[0], timeout_s=60 + jobs / 10)
+            results = await throughput.collect_results(redis, ids, started[0], worker.deserializer())
         finally:
             for process in started:
                 process.stop()
         cpu_s = await _redis_cpu_s(redis) - cpu_before
-        results = await throughput.read_results(redis, ids, worker.deserializer())
     finally:
         await redis.aclose()
     span_s = (max(r.finish_time for r in results) - min(r.start_time for r in results)).total_seconds()

@@ -24,8 +24,9 @@ from db.engines import libpq_dsn, pinteach_engine
 from db.schema import create_pinteach
 from jobfleet import keys, wire
 from jobfleet.producer import Producer
+from ops.bench.latency import p99
 from ops.bench.report import Section
-from ops.bench.throughput import p99, read_results, wait_for_results
+from ops.bench.throughput import collect_results
 from ops.bench.workers_under_test import ROOT, WorkerProcess
 from workers.logging import configure
 from workers.outbox import OutboxRelay
@@ -112,16 +113,15 @@ async def latency_once(
         process = start_worker(redis_url, dsn, listen)
         try:
             warm = await commit_rows(dsn, producer, "warm", 20, RATE)
-            await wait_for_results(redis, list(warm), process, timeout_s=60)
+            await collect_results(redis, list(warm), process, wire.decode)
             stop = asyncio.Event()
             sampler = asyncio.create_task(sample_size(dsn, stop))
             committed = await commit_rows(dsn, producer, "lat", int(duration_s * RATE), RATE)
             stop.set()
             samples = await sampler
-            await wait_for_results(redis, list(committed), process, timeout_s=60)
+            results = await collect_results(redis, list(committed), process, wire.decode)
         finally:
             process.stop()
-        results = await read_results(redis, list(committed), wire.decode)
     finally:
         await redis.aclose()
     waits = [r.start_time.timestamp() * 1000 - at for r, at in zip(results, committed.values(), strict=True)]

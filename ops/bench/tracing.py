@@ -45,10 +45,9 @@ async def rate(redis_url: str, env: dict[str, str], n: int) -> float:
         ids = await throughput.prefill(redis, worker, "noop", n)
         process = worker.start(redis_url, env)
         try:
-            await throughput.wait_for_results(redis, ids, process, timeout_s=60 + n / 10)
+            results = await throughput.collect_results(redis, ids, process, worker.deserializer())
         finally:
             process.stop()
-        results = await throughput.read_results(redis, ids, worker.deserializer())
     finally:
         await redis.aclose()
     span_s = (max(r.finish_time for r in results) - min(r.start_time for r in results)).total_seconds()

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from jobfleet import keys, wire
 from ops.bench import arq_worker
 
 ROOT = Path(__file__).resolve().parents[2]
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 SLEEP_MS = 10
 
 
@@ -98,6 +100,7 @@ class WorkerProcess:
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="jf_bench_worker_", suffix=".log")
+        self.spawned_at = time.time()  # wall clock, as the timestamps the workers store
         self.process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
 
     @property
@@ -110,6 +113,13 @@ class WorkerProcess:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
         raise RuntimeError(f"no VmRSS for process {self.pid}")
+
+    def cpu_s(self) -> float:
+        """User plus system CPU time the process has used so far (from /proc/PID/stat)."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            # the command name (field 2) may hold spaces: count fields after its closing parenthesis
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
