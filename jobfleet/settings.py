@@ -61,7 +61,12 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
 
     # Sweeps
-    sweep_batch_size: int = Field(default=500, ge=1, le=50_000)
+    # Rows per batch (one transaction) are chosen by time: the first batch takes sweep_batch_first,
+    # then batches grow while they commit in well under sweep_batch_target_ms and shrink when they
+    # take longer; sweep_batch_size caps them.
+    sweep_batch_size: int = Field(default=5000, ge=1, le=50_000)
+    sweep_batch_first: int = Field(default=500, ge=1, le=50_000)
+    sweep_batch_target_ms: float = Field(default=250, gt=0, le=60_000)
     sweep_budget_s: float = Field(default=240, gt=0)
     auto_complete_grace_s: float = Field(default=900, ge=0)
     credits_expiry_notice_days: float = Field(default=7, ge=0)

@@ -39,7 +39,8 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
             ids = await store.due_ids(
                 conn,
                 max_attempts=settings.calendar_max_attempts,
-                limit=settings.sweep_batch_size,
+                # each row is an API call, not a row lock: a fixed batch, not one sized by time
+                limit=min(settings.sweep_batch_first, settings.sweep_batch_size),
                 exclude=taken,
             )
         taken.update(ids)

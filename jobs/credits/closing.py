@@ -19,6 +19,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import UUID_ARRAY, audit_logs, credit_ledger, enrollments, enum
+from jobs.credits.ledger import EXPIRE_KEY, entries, insert_new, ledger
+from jobs.credits.ledger import expire_key as expire_key  # where tests and callers found it
 
 e = enrollments.c
 REMAINING = (
@@ -28,15 +30,9 @@ REMAINING = (
     - func.coalesce(e.sessions_cancelled, 0)
     - func.coalesce(e.sessions_forfeited, 0)
 )
-# The ledger's idempotency key for an enrollment's expiry: no session segment, one per enrollment.
-EXPIRE_KEY = func.concat("EXPIRE:", cast(e.id, String), "::", cast(e.student_id, String))
 PAST_VALID_UNTIL = e.valid_until <= func.now()
 NOTHING_BOOKED = func.coalesce(e.sessions_scheduled, 0) == 0
 CREDITS_EXPIRED = exists().where(credit_ledger.c.idempotency_key == EXPIRE_KEY)
-
-
-def expire_key(enrollment_id: UUID, student_id: UUID) -> str:
-    return f"EXPIRE:{enrollment_id}::{student_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,67 +74,70 @@ async def expire_enrollments(conn: AsyncConnection, enrollment_ids: list[UUID]) 
     ids = literal(enrollment_ids, UUID_ARRAY)
     credits_expired = await forfeit_remaining_credits(conn, ids)
     closed = (
-        await conn.execute(
-            update(enrollments)
-            .where(
-                e.id == func.any(ids),
-                e.status == "active",
-                PAST_VALID_UNTIL,
-                or_(e.sessions_total.is_(None), NOTHING_BOOKED),
-            )
-            .values(
-                status=case(
-                    (
-                        and_(e.sessions_total.is_not(None), REMAINING <= 0, ~CREDITS_EXPIRED),
-                        literal("completed", enum("enrollment_status")),
-                    ),
-                    else_=literal("expired", enum("enrollment_status")),
+        update(enrollments)
+        .where(
+            e.id == func.any(ids),
+            e.status == "active",
+            PAST_VALID_UNTIL,
+            or_(e.sessions_total.is_(None), NOTHING_BOOKED),
+        )
+        .values(
+            status=case(
+                (
+                    and_(e.sessions_total.is_not(None), REMAINING <= 0, ~CREDITS_EXPIRED),
+                    literal("completed", enum("enrollment_status")),
                 ),
-                updated_at=func.now(),
-            )
-            .returning(e.id, e.teacher_id, e.status, e.sessions_forfeited)
+                else_=literal("expired", enum("enrollment_status")),
+            ),
+            updated_at=func.now(),
         )
-    ).all()
-    if closed:
-        await conn.execute(
-            audit_logs.insert().values(
-                [
-                    {
-                        "teacher_id": c.teacher_id,
-                        "actor_type": "system",
-                        "action": f"enrollment.{c.status}",
-                        "entity_type": "enrollment",
-                        "entity_id": c.id,
-                        "metadata": {
-                            "status": c.status,
-                            "reason": "valid_until_passed",
-                            "sessions_forfeited": c.sessions_forfeited or 0,
-                        },
-                    }
-                    for c in closed
-                ]
-            )
+        .returning(e.id, e.teacher_id, e.status, e.sessions_forfeited)
+        .cte("closed")
+    )
+    c = closed.c
+    status = cast(c.status, String)
+    audited = (
+        insert(audit_logs)
+        .from_select(
+            ["teacher_id", "actor_type", "action", "entity_type", "entity_id", "metadata"],
+            select(
+                c.teacher_id,
+                literal("system", enum("audit_actor_type")),
+                func.concat("enrollment.", status),
+                literal("enrollment", String),
+                c.id,
+                func.jsonb_build_object(
+                    literal("status", String),
+                    status,
+                    literal("reason", String),
+                    literal("valid_until_passed", String),
+                    literal("sessions_forfeited", String),
+                    func.coalesce(c.sessions_forfeited, 0),
+                ),
+            ),
         )
-    expired = sum(1 for c in closed if c.status == "expired")
+        .cte("audited")
+    )
+    closed = (await conn.execute(select(c.status).add_cte(audited))).scalars().all()
+    expired = sum(1 for status in closed if status == "expired")
     return Expiry(expired=expired, completed=len(closed) - expired, credits_expired=credits_expired)
 
 
 async def forfeit_remaining_credits(conn: AsyncConnection, ids) -> int:
     """One EXPIRE row per enrollment past valid_until with credits left; the counter moves only for
     rows this statement inserted, so a second run (or a crashed first one) cannot forfeit twice."""
-    ledger = credit_ledger.c
     inserted = (
-        insert(credit_ledger)
-        .from_select(
-            ["enrollment_id", "student_id", "teacher_id", "action", "amount", "actor", "idempotency_key"],
+        insert_new(
             select(
-                e.id,
-                e.student_id,
-                e.teacher_id,
-                literal("EXPIRE", enum("credit_action")),
-                REMAINING,
-                literal("system", enum("credit_actor")),
-                EXPIRE_KEY,
+                *entries(
+                    "EXPIRE",
+                    REMAINING,
+                    "system",
+                    enrollment_id=e.id,
+                    session_id=None,
+                    student_id=e.student_id,
+                    teacher_id=e.teacher_id,
+                )
             ).where(
                 e.id == func.any(ids),
                 e.status == "active",
@@ -146,9 +145,6 @@ async def forfeit_remaining_credits(conn: AsyncConnection, ids) -> int:
                 e.sessions_total.is_not(None),
                 REMAINING > 0,
             ),
-        )
-        .on_conflict_do_nothing(
-            index_elements=[ledger.idempotency_key], index_where=ledger.idempotency_key.is_not(None)
         )
         .returning(ledger.enrollment_id, ledger.amount)
         .cte("expired_credits")

@@ -2,7 +2,7 @@
 
 Due: ``pending`` with ``due_at <= now()``; ``processing`` requests (a crashed or failed earlier
 run) are taken again. Each batch is claimed with FOR UPDATE SKIP LOCKED and marked ``processing``
-in its own transaction; each request is then erased in a transaction of its own
+in one statement, its own transaction; each request is then erased in a transaction of its own
 (jobs.gdpr.erasure). A request that fails (Drive refused) counts as failed, stays
 ``processing``, and is not tried again in this run: the next sweep retries it.
 """
@@ -10,14 +10,14 @@ in its own transaction; each request is then erased in a transaction of its own
 from collections import Counter
 from uuid import UUID
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.pinteach import data_erasure_requests
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
 from jobs.errors import JobError
-from jobs.gdpr.erasure import SUMMARY_KEYS, erase_request, mark_processing
+from jobs.gdpr.erasure import SUMMARY_KEYS, erase_request
 from jobs.sweep import sweep
 
 r = data_erasure_requests.c
@@ -42,20 +42,25 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
 
 
 async def claim(engine: AsyncEngine, *, limit: int, tried: set[UUID]) -> list[UUID]:
-    async with engine.begin() as conn:
-        request_ids = list(
-            (
-                await conn.execute(
-                    select(r.id)
-                    .where(
-                        or_(and_(r.status == "pending", r.due_at <= func.now()), r.status == "processing"),
-                        r.id.not_in(tried),
-                    )
-                    .order_by(r.due_at)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            ).scalars()
+    """Lock a batch of due requests and mark the pending ones ``processing``: one statement."""
+    claimed = (
+        select(r.id, r.due_at)
+        .where(
+            or_(and_(r.status == "pending", r.due_at <= func.now()), r.status == "processing"),
+            r.id.not_in(tried),
         )
-        await mark_processing(conn, request_ids)
-    return request_ids
+        .order_by(r.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("claimed")
+        .prefix_with("MATERIALIZED")
+    )
+    marked = (
+        update(data_erasure_requests)
+        .where(r.id == claimed.c.id, r.status == "pending")
+        .values(status="processing", updated_at=func.now())
+        .cte("marked")
+    )
+    async with engine.begin() as conn:
+        rows = await conn.execute(select(claimed.c.id).order_by(claimed.c.due_at).add_cte(marked))
+        return list(rows.scalars())

@@ -6,23 +6,18 @@ Which data is personal, and so cleared, is listed once in jobs.gdpr.personal_dat
 from collections import Counter
 from uuid import UUID
 
-from sqlalchemy import func, literal, null, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import (
-    INT_ARRAY,
-    UUID_ARRAY,
     class_sessions,
-    credit_ledger,
-    enrollments,
-    enum,
     notifications,
     session_calendar_sync,
     session_content,
     session_participants,
     students,
 )
+from jobs.credits import ledger
 from jobs.credits.locking import lock_enrollments
 from jobs.gdpr.personal_data import (
     DELETED_WITH_STUDENT,
@@ -118,82 +113,7 @@ async def release_credits(conn: AsyncConnection, student_id: UUID, held: list[tu
     """A RELEASE for each (enrollment, session) with a RESERVE and no RELEASE; sessions_scheduled - 1."""
     if not held:
         return 0
-    enrollment_ids = sorted({e for e, _ in held})
-    await lock_enrollments(conn, enrollment_ids)
-    pairs = select(
-        func.unnest(literal([e for e, _ in held], UUID_ARRAY)).label("enrollment_id"),
-        func.unnest(literal([s for _, s in held], UUID_ARRAY)).label("session_id"),
-    ).subquery("held")
-    reserve = credit_ledger.alias("reserve")
-    earlier = credit_ledger.alias("earlier")
-    rows = (
-        select(
-            reserve.c.enrollment_id,
-            reserve.c.session_id,
-            reserve.c.student_id,
-            reserve.c.teacher_id,
-            literal("RELEASE", enum("credit_action")),
-            literal(1),
-            literal("system", enum("credit_actor")),
-            func.concat(
-                "RELEASE:", reserve.c.enrollment_id, ":", reserve.c.session_id, ":", reserve.c.student_id
-            ),
-        )
-        .join(
-            pairs,
-            (pairs.c.enrollment_id == reserve.c.enrollment_id) & (pairs.c.session_id == reserve.c.session_id),
-        )
-        .where(
-            reserve.c.enrollment_id.in_(enrollment_ids),  # the ledger's enrollment index
-            reserve.c.student_id == student_id,
-            reserve.c.action == "RESERVE",
-            ~select(earlier.c.id)
-            .where(
-                earlier.c.enrollment_id == reserve.c.enrollment_id,
-                earlier.c.session_id == reserve.c.session_id,
-                earlier.c.student_id == reserve.c.student_id,
-                earlier.c.action == "RELEASE",
-            )
-            .exists(),
-        )
-    )
-    c = credit_ledger.c
-    written = (
-        await conn.execute(
-            insert(credit_ledger)
-            .from_select(
-                [
-                    c.enrollment_id,
-                    c.session_id,
-                    c.student_id,
-                    c.teacher_id,
-                    c.action,
-                    c.amount,
-                    c.actor,
-                    c.idempotency_key,
-                ],
-                rows,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[c.idempotency_key], index_where=c.idempotency_key.is_not(None)
-            )
-            .returning(c.enrollment_id)
-        )
-    ).scalars()
-    per_enrollment = Counter(written)
-    if per_enrollment:
-        counts = select(
-            func.unnest(literal(list(per_enrollment), UUID_ARRAY)).label("enrollment_id"),
-            func.unnest(literal(list(per_enrollment.values()), INT_ARRAY)).label("n"),
-        ).subquery("released")
-        await conn.execute(
-            update(enrollments)
-            .where(enrollments.c.id == counts.c.enrollment_id)
-            .values(
-                sessions_scheduled=func.greatest(
-                    func.coalesce(enrollments.c.sessions_scheduled, 0) - counts.c.n, 0
-                ),
-                updated_at=func.now(),
-            )
-        )
+    await lock_enrollments(conn, (e for e, _ in held))
+    per_enrollment = Counter(await ledger.release(conn, held, ledger.RESERVE.c.student_id == student_id))
+    await ledger.move_scheduled(conn, Counter({k: -n for k, n in per_enrollment.items()}))
     return per_enrollment.total()

@@ -32,7 +32,7 @@ from jobs.deps import Deps
 from jobs.errors import JobError, Transient
 from jobs.stripe_api.batches import ask_each, batch, not_configured
 from jobs.stripe_api.client import Missing, Refused, StripeApi, Subscription, connect
-from jobs.sweep import lock_due, sweep
+from jobs.sweep import Taken, lock_due, sweep, sweep_in_transactions
 
 log = structlog.get_logger()
 
@@ -77,9 +77,8 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
         assert stripe is not None
         return await follow_stripe(conn, stripe, grace_s=grace_s, limit=settings.stripe_batch_size, seen=seen)
 
-    async def expiry_batch() -> tuple[int, dict[str, int]]:
-        async with engine.begin() as conn:
-            return await expire_due(conn, limit=settings.sweep_batch_size)
+    async def expiry_step(conn: AsyncConnection, limit: int, cursor: None) -> Taken:
+        return Taken(*await expire_due(conn, limit=limit))
 
     totals = dict.fromkeys(SUMMARY_KEYS, 0)
     stripe_failure: JobError | None = None
@@ -95,7 +94,12 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
                 # the expiries below need no Stripe: do them before reporting the failure
                 stripe_failure = e
     # after Stripe, so that a subscription found canceled expires in the same run
-    expired = await sweep(expiry_batch, budget_s=settings.sweep_budget_s, keys=SUMMARY_KEYS)
+    expired = await sweep_in_transactions(
+        engine,
+        expiry_step,
+        settings=settings,
+        keys=SUMMARY_KEYS,
+    )
     if stripe_failure is not None:
         raise stripe_failure
     return {k: totals[k] + expired[k] for k in SUMMARY_KEYS}

@@ -12,7 +12,7 @@ come are delivered, so whichever path gets there second finds the message ``sent
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import CTE, ColumnElement, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,9 +27,17 @@ async def deliver_messages(conn: AsyncConnection, message_ids: Sequence[UUID]) -
     """Deliver those of these (locked) messages that are pending and due; return their ids."""
     if not message_ids:
         return []
+    sent, writes = deliver(is_any(m.id, message_ids))
+    return list((await conn.execute(select(sent.c.id).add_cte(*writes))).scalars())
+
+
+def deliver(which: ColumnElement[bool]) -> tuple[CTE, tuple[CTE, ...]]:
+    """The delivery of the (locked) messages ``which`` picks that are pending and due: the ``sent``
+    CTE (returning their ids), and the CTEs writing the contact log and notification, which the
+    statement must carry (``add_cte``)."""
     sent = (
         update(scheduled_messages)
-        .where(is_any(m.id, message_ids), *DUE)
+        .where(which, *DUE)
         .values(status="sent", contact_log_id=func.gen_random_uuid(), updated_at=func.now())
         .returning(m.id, m.teacher_id, m.student_id, m.channel, m.body, m.note, m.contact_log_id)
         .cte("sent")
@@ -73,4 +81,4 @@ async def deliver_messages(conn: AsyncConnection, message_ids: Sequence[UUID]) -
         )
         .cte("notified")
     )
-    return list((await conn.execute(select(sent.c.id).add_cte(logged, notified))).scalars())
+    return sent, (logged, notified)

@@ -42,7 +42,7 @@ from jobs.payments import settle
 from jobs.payments.settle import Hold
 from jobs.stripe_api.batches import ask_each, batch, not_configured
 from jobs.stripe_api.client import Checkout, Missing, Refused, StripeApi, connect
-from jobs.sweep import sweep
+from jobs.sweep import Taken, sweep, sweep_in_transactions
 
 log = structlog.get_logger()
 
@@ -63,17 +63,19 @@ async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     ttl = timedelta(minutes=settings.hold_ttl_minutes)
     deadline = time.monotonic() + settings.sweep_budget_s
 
-    async def plain_batch() -> tuple[int, dict[str, int]]:
-        async with deps.pinteach.begin() as conn:
-            holds = await lock_due_holds(
-                conn, ttl=ttl, with_checkout=False, skip=(), limit=settings.sweep_batch_size
-            )
-            await lock_enrollments(conn, (h.enrollment_id for h in holds if h.enrollment_id is not None))
-            expired = await settle.expire(conn, [(h, "ttl") for h in holds])
-            return len(holds), {"holds_expired": expired}
+    async def plain_step(conn: AsyncConnection, limit: int, cursor: None) -> Taken:
+        holds = await lock_due_holds(conn, ttl=ttl, with_checkout=False, skip=(), limit=limit)
+        await lock_enrollments(conn, (h.enrollment_id for h in holds if h.enrollment_id is not None))
+        expired = await settle.expire(conn, [(h, "ttl") for h in holds])
+        return Taken(len(holds), {"holds_expired": expired})
 
     async with connect(settings) as stripe:
-        plain = await sweep(plain_batch, budget_s=settings.sweep_budget_s, keys=SUMMARY_KEYS)
+        plain = await sweep_in_transactions(
+            deps.pinteach,
+            plain_step,
+            settings=settings,
+            keys=SUMMARY_KEYS,
+        )
         if stripe is None:
             not_configured("sessions.expire_holds", left_alone="holds with a Checkout Session")
             return plain

@@ -5,25 +5,39 @@ holds (FOR UPDATE SKIP LOCKED) and then their enrollments through ``lock_enrollm
 before anything here writes, so that batches sharing an enrollment queue up instead of deadlocking.
 """
 
-from collections import Counter
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import Integer, String, Uuid, column, func, literal, select, text, update, values
+from sqlalchemy import (
+    CTE,
+    Integer,
+    String,
+    Uuid,
+    and_,
+    case,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+    values,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.arrays import is_any, unnest
 from db.pinteach import (
-    INT_ARRAY,
     UUID_ARRAY,
     audit_logs,
     class_sessions,
-    credit_ledger,
     enrollments,
     enum,
     session_payment,
     student_lifecycle_events,
 )
+from jobs.credits import ledger
 from jobs.stripe_api.client import Checkout
 
 cs = class_sessions.c
@@ -43,20 +57,30 @@ class Hold:
     def books_a_credit(self) -> bool:
         return self.enrollment_id is not None and self.student_id is not None
 
-    def key(self, action: str) -> str:
-        session = "" if action == "GRANT" else str(self.session_id)
-        return f"{action}:{self.enrollment_id}:{session}:{self.student_id}"
+    def entry(self, action: str, amount: int, actor: str) -> dict:
+        """This hold's ledger row for ``action`` (GRANT is per enrollment: no session)."""
+        return ledger.row(
+            action,
+            amount,
+            actor,
+            enrollment_id=self.enrollment_id,
+            session_id=None if action == "GRANT" else self.session_id,
+            student_id=self.student_id,
+            teacher_id=self.teacher_id,
+        )
 
 
 async def confirm(conn: AsyncConnection, paid: list[tuple[Hold, Checkout]], totals: dict) -> int:
-    """Stripe says these holds were paid: book them as if the webhook had arrived."""
+    """Stripe says these holds were paid: book them as if the webhook had arrived. One statement
+    (sessions, payments, ledger, enrollments, audit as CTEs), then the first-purchase events."""
     if not paid:
         return 0
     ids = [h.session_id for h, _ in paid]
-    await conn.execute(
+    booked = (
         update(class_sessions)
         .where(cs.id.in_(ids), cs.status == "hold")
         .values(status="scheduled", updated_at=func.now())
+        .cte("booked")
     )
     payments = values(
         column("session_id", Uuid),
@@ -66,7 +90,7 @@ async def confirm(conn: AsyncConnection, paid: list[tuple[Hold, Checkout]], tota
         name="stripe_says",
     ).data([(h.session_id, c.payment_intent_id, c.amount_total, c.currency) for h, c in paid])
     sp = session_payment.c
-    await conn.execute(
+    recorded = (
         update(session_payment)
         .where(sp.session_id == payments.c.session_id)
         .values(
@@ -74,161 +98,127 @@ async def confirm(conn: AsyncConnection, paid: list[tuple[Hold, Checkout]], tota
             amount_paid=func.coalesce(payments.c.amount_paid, sp.amount_paid),
             currency=func.coalesce(payments.c.currency, sp.currency),
         )
+        .cte("recorded")
     )
-    enrollment_ids = sorted({h.enrollment_id for h, _ in paid if h.enrollment_id is not None})
-    if enrollment_ids:
-        await conn.execute(
-            update(enrollments)
-            .where(e.id.in_(enrollment_ids), e.status == "pending_payment")
-            .values(status="active", updated_at=func.now())
-        )
-
-    bookings = [h for h, _ in paid if h.books_a_credit]
+    audited = audit([(h, c.id) for h, c in paid], "stripe", "session.hold_confirmed", "paid", checkout=True)
     entries: dict[str, dict] = {}
-    for h in bookings:
+    for h in (h for h, _ in paid if h.books_a_credit):
         total = totals.get(h.enrollment_id)
-        entries[h.key("GRANT")] = ledger_row(h, "GRANT", 1 if total is None else total, "stripe", None)
-        entries[h.key("RESERVE")] = ledger_row(h, "RESERVE", 1, "system", h.session_id)
-    written = await write_ledger(conn, list(entries.values()))
-    await move_scheduled(conn, Counter(r.enrollment_id for r in written if r.action == "RESERVE"))
-    await record_first_purchases(conn, [r for r in written if r.action == "GRANT"])
-
-    checkout_of = {h.session_id: c.id for h, c in paid}
-    await audit(conn, [h for h, _ in paid], "stripe", "session.hold_confirmed", checkout_of, "paid")
+        for entry in (
+            h.entry("GRANT", 1 if total is None else total, "stripe"),
+            h.entry("RESERVE", 1, "system"),
+        ):
+            entries[entry["idempotency_key"]] = entry
+    writes: list[CTE] = [booked, recorded, audited]
+    enrollment_ids = sorted({h.enrollment_id for h, _ in paid if h.enrollment_id is not None})
+    if not entries:
+        if enrollment_ids:
+            writes.append(activate(enrollment_ids, None))
+        await conn.execute(select(func.count()).select_from(booked).add_cte(*writes))
+        return len(paid)
+    written = ledger.writes(list(entries.values())).cte("written")
+    writes.append(activate(enrollment_ids, written))
+    rows = (await conn.execute(select(written).add_cte(*writes))).all()
+    await record_first_purchases(conn, [r for r in rows if r.action == "GRANT"])
     return len(paid)
 
 
+def activate(enrollment_ids: list[UUID], written: CTE | None) -> CTE:
+    """Paid enrollments become ``active``, and ``sessions_scheduled`` grows by the RESERVE rows
+    this statement wrote: one UPDATE, as a row may be updated once per statement."""
+    targets = select(func.unnest(literal(enrollment_ids, UUID_ARRAY)).label("enrollment_id")).subquery(
+        "targets"
+    )
+    if written is None:
+        counts = select(targets.c.enrollment_id, literal(0).label("n")).subquery("counts")
+    else:
+        reserved = (
+            select(written.c.enrollment_id, func.count().label("n"))
+            .where(written.c.action == "RESERVE")
+            .group_by(written.c.enrollment_id)
+            .subquery("reserved")
+        )
+        counts = (
+            select(targets.c.enrollment_id, func.coalesce(reserved.c.n, 0).label("n"))
+            .select_from(targets.outerjoin(reserved, reserved.c.enrollment_id == targets.c.enrollment_id))
+            .subquery("counts")
+        )
+    pending = e.status == "pending_payment"
+    return (
+        update(enrollments)
+        .where(e.id == counts.c.enrollment_id, or_(pending, counts.c.n > 0))
+        .values(
+            status=case((pending, literal("active", enum("enrollment_status"))), else_=e.status),
+            sessions_scheduled=case(
+                (counts.c.n > 0, ledger.scheduled_plus(counts.c.n)), else_=e.sessions_scheduled
+            ),
+            updated_at=func.now(),
+        )
+        .cte("activated")
+    )
+
+
 async def expire(conn: AsyncConnection, expiring: list[tuple[Hold, str]]) -> int:
-    """Release these holds: the slot is free again and nothing was paid."""
+    """Release these holds: the slot is free again and nothing was paid. One statement: the
+    sessions, the RELEASE rows, the enrollments' counters and status, the audit rows are CTEs."""
     if not expiring:
         return 0
     holds = [h for h, _ in expiring]
-    ids = [h.session_id for h in holds]
-    await conn.execute(
+    expired = (
         update(class_sessions)
-        .where(cs.id.in_(ids), cs.status == "hold")
+        .where(is_any(cs.id, (h.session_id for h in holds)), cs.status == "hold")
         .values(status="expired", updated_at=func.now())
+        .returning(cs.id)
+        .cte("expired")
     )
-    enrollment_ids = sorted({h.enrollment_id for h in holds if h.enrollment_id is not None})
-    if enrollment_ids:
-        released = await release_reservations(conn, enrollment_ids, ids)
-        await move_scheduled(conn, Counter({k: -n for k, n in Counter(released).items()}))
-        other = class_sessions.alias("other")
-        still_used = select(other.c.id).where(other.c.enrollment_id == e.id, other.c.status != "expired")
-        await conn.execute(
-            update(enrollments)
-            .where(e.id.in_(enrollment_ids), e.status == "pending_payment", ~still_used.exists())
-            .values(status="cancelled", updated_at=func.now())
-        )
-    reasons = {h.session_id: reason for h, reason in expiring}
-    for reason in sorted(set(reasons.values())):
-        group = [h for h in holds if reasons[h.session_id] == reason]
-        await audit(conn, group, "system", "session.hold_expired", {}, reason)
+    audited = audit(expiring, "system", "session.hold_expired", None)
+    writes = [expired, audited]
+    reserved = sorted({(h.enrollment_id, h.session_id) for h in holds if h.enrollment_id is not None})
+    if reserved:
+        writes.append(release_and_cancel(reserved, expired))
+    await conn.execute(select(func.count()).select_from(expired).add_cte(*writes))
     return len(holds)
 
 
-def ledger_row(hold: Hold, action: str, amount: int, actor: str, session_id: UUID | None) -> dict:
-    return {
-        "enrollment_id": hold.enrollment_id,
-        "session_id": session_id,
-        "student_id": hold.student_id,
-        "teacher_id": hold.teacher_id,
-        "action": action,
-        "amount": amount,
-        "actor": actor,
-        "idempotency_key": hold.key(action),
-    }
-
-
-async def write_ledger(conn: AsyncConnection, rows: list[dict]) -> list:
-    """Insert the rows whose keys are new; return those inserted (the others were written before)."""
-    if not rows:
-        return []
+def release_and_cancel(reserved: list[tuple[UUID, UUID]], expired: CTE) -> CTE:
+    """RELEASE what the expired holds reserved (``sessions_scheduled`` down by what was written),
+    and cancel ``pending_payment`` enrollments left with no live session: one UPDATE, as a row may
+    be updated once per statement. ``expired`` is not visible to this statement's snapshot, so the
+    sessions it expires are left out of "live" by id."""
+    released = ledger.releases(reserved).cte("released")
+    moved = (
+        select(released.c.enrollment_id, func.count().label("n"))
+        .group_by(released.c.enrollment_id)
+        .subquery()
+    )
+    targets = select(
+        func.unnest(literal(sorted({enrollment for enrollment, _ in reserved}), UUID_ARRAY)).label(
+            "enrollment_id"
+        )
+    ).subquery("targets")
+    counts = (
+        select(targets.c.enrollment_id, func.coalesce(moved.c.n, 0).label("n"))
+        .select_from(targets.outerjoin(moved, moved.c.enrollment_id == targets.c.enrollment_id))
+        .subquery("counts")
+    )
+    other = class_sessions.alias("other")
+    still_used = select(other.c.id).where(
+        other.c.enrollment_id == e.id,
+        other.c.status != "expired",
+        other.c.id.not_in(select(expired.c.id)),
+    )
+    unused = and_(e.status == "pending_payment", ~still_used.exists())
     return (
-        await conn.execute(
-            insert(credit_ledger)
-            .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=[credit_ledger.c.idempotency_key],
-                index_where=credit_ledger.c.idempotency_key.is_not(None),
-            )
-            .returning(
-                credit_ledger.c.action,
-                credit_ledger.c.enrollment_id,
-                credit_ledger.c.student_id,
-                credit_ledger.c.teacher_id,
-            )
-        )
-    ).all()
-
-
-async def release_reservations(
-    conn: AsyncConnection, enrollment_ids: list[UUID], session_ids: list[UUID]
-) -> list[UUID]:
-    """A RELEASE for every RESERVE of these sessions that has none; the enrollment of each written."""
-    reserve = credit_ledger.alias("reserve")
-    r = reserve.c
-    earlier = credit_ledger.alias("earlier")
-    key = func.concat("RELEASE:", r.enrollment_id, ":", r.session_id, ":", r.student_id)
-    unreleased = (
-        select(
-            r.enrollment_id,
-            r.session_id,
-            r.student_id,
-            r.teacher_id,
-            literal("RELEASE", enum("credit_action")),
-            literal(1),
-            literal("system", enum("credit_actor")),
-            key,
-        )
-        .distinct()
-        # the enrollment index finds the rows; the batch is a handful of enrollments
-        .where(
-            r.enrollment_id.in_(enrollment_ids),
-            r.session_id.in_(session_ids),
-            r.action == "RESERVE",
-            ~select(earlier.c.id)
-            .where(
-                earlier.c.enrollment_id == r.enrollment_id,
-                earlier.c.session_id == r.session_id,
-                earlier.c.student_id == r.student_id,
-                earlier.c.action == "RELEASE",
-            )
-            .exists(),
-        )
-    )
-    columns = ["enrollment_id", "session_id", "student_id", "teacher_id", "action", "amount", "actor"]
-    return list(
-        (
-            await conn.execute(
-                insert(credit_ledger)
-                .from_select([*columns, "idempotency_key"], unreleased)
-                .on_conflict_do_nothing(
-                    index_elements=[credit_ledger.c.idempotency_key],
-                    index_where=credit_ledger.c.idempotency_key.is_not(None),
-                )
-                .returning(credit_ledger.c.enrollment_id)
-            )
-        ).scalars()
-    )
-
-
-async def move_scheduled(conn: AsyncConnection, deltas: Counter) -> None:
-    """Add each enrollment's delta to ``sessions_scheduled`` (never below zero), in one statement."""
-    deltas = Counter({k: n for k, n in deltas.items() if n})
-    if not deltas:
-        return
-    moved = select(
-        func.unnest(literal(list(deltas), type_=UUID_ARRAY)).label("enrollment_id"),
-        func.unnest(literal(list(deltas.values()), type_=INT_ARRAY)).label("n"),
-    ).subquery("moved")
-    await conn.execute(
         update(enrollments)
-        .where(e.id == moved.c.enrollment_id)
+        .where(e.id == counts.c.enrollment_id, or_(counts.c.n > 0, unused))
         .values(
-            sessions_scheduled=func.greatest(func.coalesce(e.sessions_scheduled, 0) + moved.c.n, 0),
+            sessions_scheduled=case(
+                (counts.c.n > 0, ledger.scheduled_plus(-counts.c.n)), else_=e.sessions_scheduled
+            ),
+            status=case((unused, literal("cancelled", enum("enrollment_status"))), else_=e.status),
             updated_at=func.now(),
         )
+        .cte("released_and_cancelled")
     )
 
 
@@ -238,7 +228,8 @@ async def record_first_purchases(conn: AsyncConnection, grants: list) -> None:
     if not buyers:
         return
     # Two batches confirming different enrollments of one student would both see no event yet:
-    # a per-student transaction lock, taken in id order, makes the second one see the first's.
+    # a per-student transaction lock, taken in id order, makes the second one see the first's
+    # (the insert below is a new statement, so its snapshot is taken after the lock).
     await conn.execute(
         text(
             "SELECT pg_advisory_xact_lock(hashtextextended('jobfleet.first_purchase:' || s::text, 0)) "
@@ -247,47 +238,68 @@ async def record_first_purchases(conn: AsyncConnection, grants: list) -> None:
         {"students": sorted(buyers)},
     )
     ev = student_lifecycle_events.c
-    seen = set(
-        (
-            await conn.execute(
-                select(ev.student_id).where(
-                    ev.student_id.in_(list(buyers)), ev.event_type == "first_purchase"
-                )
-            )
-        ).scalars()
+    firsts = unnest(
+        "firsts",
+        student_id=(buyers.keys(), Uuid),
+        teacher_id=([g.teacher_id for g in buyers.values()], Uuid),
+        enrollment_id=([str(g.enrollment_id) for g in buyers.values()], String),
     )
-    events = [
-        {
-            "teacher_id": g.teacher_id,
-            "student_id": student,
-            "event_type": "first_purchase",
-            "metadata": {"enrollment_id": str(g.enrollment_id), "source": "stripe_checkout"},
-        }
-        for student, g in buyers.items()
-        if student not in seen
-    ]
-    if events:
-        await conn.execute(student_lifecycle_events.insert().values(events))
-
-
-async def audit(
-    conn: AsyncConnection, holds: list[Hold], actor: str, action: str, checkouts: dict, reason: str
-) -> None:
-    if not holds:
-        return
     await conn.execute(
-        audit_logs.insert().values(
-            [
-                {
-                    "teacher_id": h.teacher_id,
-                    "actor_type": actor,
-                    "action": action,
-                    "entity_type": "class_session",
-                    "entity_id": h.session_id,
-                    "metadata": {"reason": reason}
-                    | ({"checkout_session_id": checkouts[h.session_id]} if h.session_id in checkouts else {}),
-                }
-                for h in holds
-            ]
+        insert(student_lifecycle_events).from_select(
+            ["teacher_id", "student_id", "event_type", "metadata"],
+            select(
+                firsts.c.teacher_id,
+                firsts.c.student_id,
+                literal("first_purchase", enum("lifecycle_event_type")),
+                func.jsonb_build_object(
+                    literal("enrollment_id", String),
+                    firsts.c.enrollment_id,
+                    literal("source", String),
+                    literal("stripe_checkout", String),
+                ),
+            ).where(
+                ~select(ev.id)
+                .where(ev.student_id == firsts.c.student_id, ev.event_type == "first_purchase")
+                .exists()
+            ),
         )
+    )
+
+
+def audit(
+    holds: list[tuple[Hold, str]], actor: str, action: str, reason: str | None, *, checkout: bool = False
+) -> CTE:
+    """One audit row per hold, as an INSERT CTE. Each hold comes with its reason, or with its
+    Checkout Session's id (``checkout``) and the shared ``reason``."""
+    batch = unnest(
+        "audited_holds",
+        session_id=([h.session_id for h, _ in holds], Uuid),
+        teacher_id=([h.teacher_id for h, _ in holds], Uuid),
+        detail=([d for _, d in holds], String),
+    )
+    b = batch.c
+    metadata = (
+        func.jsonb_build_object(
+            literal("reason", String),
+            literal(reason, String),
+            literal("checkout_session_id", String),
+            b.detail,
+        )
+        if checkout
+        else func.jsonb_build_object(literal("reason", String), b.detail)
+    )
+    return (
+        insert(audit_logs)
+        .from_select(
+            ["teacher_id", "actor_type", "action", "entity_type", "entity_id", "metadata"],
+            select(
+                b.teacher_id,
+                literal(actor, enum("audit_actor_type")),
+                literal(action, String),
+                literal("class_session", String),
+                b.session_id,
+                metadata,
+            ),
+        )
+        .cte("audited")
     )

@@ -1,20 +1,24 @@
 """reviews.expire: pending review requests past ``expires_at`` become ``expired``.
 
 Batches through the (status, expires_at) index, locked FOR UPDATE SKIP LOCKED, so that concurrent
-sweeps take disjoint rows and the cost grows with the requests due, not the table.
+sweeps take disjoint rows and the cost grows with the requests due, not the table; each batch is
+one statement (lock and update), sized by time like every sweep.
+
+Keyset cursor: the next batch starts at the latest ``expires_at`` the previous one expired, so it
+does not re-read the entries earlier batches left dead. A request skipped because another run held
+it is expired by that run, or by the next tick, which starts from the beginning.
 """
 
-from functools import partial
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.arrays import is_any
 from db.pinteach import review_requests
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
 from jobs.optional_tables import migration_missing
-from jobs.sweep import sweep_in_transactions
+from jobs.sweep import Taken, sweep_in_transactions
 
 SUMMARY_KEYS = ("expired",)
 r = review_requests.c
@@ -23,28 +27,28 @@ r = review_requests.c
 async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     if await migration_missing(deps.pinteach, "reviews.expire", review_requests):
         return {"expired": 0, "migration_missing": 1}
-    return await sweep_in_transactions(
-        deps.pinteach,
-        partial(expire_batch, limit=deps.settings.sweep_batch_size),
-        budget_s=deps.settings.sweep_budget_s,
-        keys=SUMMARY_KEYS,
+    return await sweep_in_transactions(deps.pinteach, expire_batch, settings=deps.settings, keys=SUMMARY_KEYS)
+
+
+async def expire_batch(conn: AsyncConnection, limit: int, after: Any = None) -> Taken:
+    due = (
+        select(r.id)
+        .where(r.status == "pending", r.expires_at <= func.now(), r.expires_at >= after if after else true())
+        .order_by(r.status, r.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
-
-
-async def expire_batch(conn: AsyncConnection, *, limit: int) -> tuple[int, dict[str, int]]:
-    due = list(
+    expired = (
         (
             await conn.execute(
-                select(r.id)
-                .where(r.status == "pending", r.expires_at <= func.now())
-                .order_by(r.status, r.expires_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+                update(review_requests)
+                .where(r.id.in_(due))
+                .values(status="expired", updated_at=func.now())
+                .returning(r.expires_at)
             )
-        ).scalars()
-    )
-    if due:
-        await conn.execute(
-            update(review_requests).where(is_any(r.id, due)).values(status="expired", updated_at=func.now())
         )
-    return len(due), {"expired": len(due)}
+        .scalars()
+        .all()
+    )
+    return Taken(len(expired), {"expired": len(expired)}, max(expired, default=after))

@@ -10,26 +10,50 @@
   up, it is completed; past valid_until with nothing booked any more, its remaining credits expire
   and it becomes expired (or completed where nothing was forfeited), exactly as credits.expire does.
 
+One statement per batch: the due rows are locked, and every write above is a data-modifying CTE
+of the same statement (``batch_statement``), so a batch costs one round trip. Only a batch that
+moved the counters of an enrollment past its valid_until pays a second one, for the expiry part
+of the closing rule (``close_finished_enrollments``, shared with credits.expire); the plain "used
+up" completion is folded into the counter update.
+
 Exactly once: due sessions are locked with FOR UPDATE SKIP LOCKED, so concurrent sweeps take
 disjoint batches; counters move only for ledger rows that this batch inserted, so the ledger's
-idempotency key is the final guard against a double consume.
+idempotency key is the final guard against a double consume. Enrollments are locked in id order
+(a MATERIALIZED ``FOR NO KEY UPDATE`` CTE, read before any enrollment is written) so that batches
+sharing enrollments queue up instead of deadlocking.
+
+Keyset cursor: each batch starts at the ``(status, ends_at)`` of the last session the previous batch
+locked, so it does not re-read the dead index entries earlier batches left behind. A session that
+another transaction held locked when this sweep passed it (SKIP LOCKED) is not lost: the holder
+completes it; if the holder rolls back, the session is still due, and the next sweep (the next
+minute's tick at the latest, which starts again from the beginning of the index) takes it.
 """
 
-from collections import Counter
-from dataclasses import dataclass
-from datetime import timedelta
-from functools import partial
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Integer, String, Uuid, case, cast, func, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    case,
+    func,
+    literal,
+    not_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
 
-from db.arrays import is_any, unnest
 from db.pinteach import (
     audit_logs,
     class_sessions,
-    credit_ledger,
     enrollments,
     enum,
     notifications,
@@ -39,259 +63,313 @@ from db.pinteach import (
     teachers,
 )
 from jobfleet.payloads import Sweep
-from jobs.credits.closing import close_finished_enrollments
-from jobs.credits.locking import lock_enrollments
+from jobs.credits import ledger
+from jobs.credits.closing import PAST_VALID_UNTIL, close_finished_enrollments
 from jobs.deps import Deps
 from jobs.followups import with_follow_ups
 from jobs.reviews.request_due import follow_up_for as review_follow_up
-from jobs.sweep import sweep_in_transactions
+from jobs.sweep import Taken, sweep_in_transactions
 
 SUMMARY_KEYS = ("completed", "pending_review", "credits_consumed")
 DUE_STATUSES = ("scheduled", "in_progress")
+cs = class_sessions.c
+e = enrollments.c
 
 
-@dataclass(frozen=True, slots=True)
-class Consumer:
-    """One student who attended one completed session and so uses one credit."""
-
-    enrollment_id: UUID
-    session_id: UUID
-    student_id: UUID
-    teacher_id: UUID
-    is_trial: bool
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"CONSUME:{self.enrollment_id}:{self.session_id}:{self.student_id}"
+@dataclass
+class Completion:
+    counts: dict[str, int] = field(default_factory=dict)
+    # teachers with a session this run completed (not those only sent to review)
+    teacher_ids: set[UUID] = field(default_factory=set)
 
 
 async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
-    grace = timedelta(seconds=deps.settings.auto_complete_grace_s)
-    batch_size = deps.settings.sweep_batch_size
-    completed_for: set[UUID] = set()  # teachers whose students completed: reviews may be due
+    completion = await complete(deps)
+    # teachers whose students just completed sessions: their review requests may be due
+    return with_follow_ups(completion.counts, await review_follow_up(deps.pinteach, completion.teacher_ids))
 
-    summary = await sweep_in_transactions(
+
+async def complete(deps: Deps) -> Completion:
+    """The sweep, also saying which teachers' sessions it completed."""
+    grace = timedelta(seconds=deps.settings.auto_complete_grace_s)
+    completion = Completion()
+
+    async def step(conn: AsyncConnection, limit: int, cursor: Any) -> Taken:
+        taken = await complete_batch(conn, grace=grace, limit=limit, after=cursor)
+        completion.teacher_ids.update(taken.teacher_ids)
+        return taken.taken
+
+    completion.counts = await sweep_in_transactions(
         deps.pinteach,
-        partial(complete_batch, grace=grace, limit=batch_size, completed_for=completed_for),
-        budget_s=deps.settings.sweep_budget_s,
+        step,
+        settings=deps.settings,
         keys=SUMMARY_KEYS,
     )
-    return with_follow_ups(summary, await review_follow_up(deps.pinteach, completed_for))
+    return completion
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    taken: Taken
+    teacher_ids: list[UUID]
 
 
 async def complete_batch(
-    conn: AsyncConnection, *, grace: timedelta, limit: int, completed_for: set[UUID] | None = None
-) -> tuple[int, dict[str, int]]:
-    due_ids = (
-        (
-            await conn.execute(
-                select(class_sessions.c.id)
-                .where(
-                    class_sessions.c.status.in_(DUE_STATUSES), class_sessions.c.ends_at <= func.now() - grace
-                )
-                # index order (status, ends_at): the scan stops after `limit` rows instead of sorting
-                .order_by(class_sessions.c.status, class_sessions.c.ends_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    if not due_ids:
-        return 0, {}
+    conn: AsyncConnection, *, grace: timedelta, limit: int, after: tuple[str, datetime] | None = None
+) -> BatchResult:
+    row = (await conn.execute(batch_statement(grace, limit, after))).one()
+    if not row.taken:
+        return BatchResult(Taken(0), [])
+    if row.to_close:
+        # counters moved on enrollments past valid_until: the expiry part of the closing rule
+        await close_finished_enrollments(conn, sorted(row.to_close))
+    counts = {
+        "completed": row.completed,
+        "pending_review": row.pending_review,
+        "credits_consumed": row.consumed,
+    }
+    return BatchResult(Taken(row.taken, counts, (row.last_status, row.last_ends_at)), row.teachers or [])
 
+
+def due_sessions(grace: timedelta, limit: int, after: tuple[str, datetime] | None) -> Select:
+    keyset = () if after is None else (tuple_(cs.status, cs.ends_at) >= tuple_(*after_key(after)),)
+    return (
+        select(cs.id, cs.status, cs.ends_at)
+        .where(cs.status.in_(DUE_STATUSES), cs.ends_at <= func.now() - grace, *keyset)
+        # index order (status, ends_at): the scan stops after `limit` rows instead of sorting
+        .order_by(cs.status, cs.ends_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def after_key(after: tuple[str, datetime]) -> tuple[ColumnElement, ColumnElement]:
+    status, ends_at = after
+    return literal(status, enum("session_status")), literal(ends_at, cs.ends_at.type)
+
+
+def batch_statement(grace: timedelta, limit: int, after: tuple[str, datetime] | None) -> Select:
+    """One batch as one statement: lock, complete, consume, count, record; returns one row."""
+    due = due_sessions(grace, limit, after).cte("due").prefix_with("MATERIALIZED")
     session_status = enum("session_status")
     closed = (
-        await conn.execute(
-            update(class_sessions)
-            .where(
-                is_any(class_sessions.c.id, due_ids),
-                teachers.c.id == class_sessions.c.teacher_id,
-                services.c.id == class_sessions.c.service_id,
-            )
-            .values(
-                status=case(
-                    (teachers.c.completion_mode == "MANUAL", literal("pending_review", session_status)),
-                    else_=literal("completed", session_status),
-                ),
-                completed_at=func.now(),
-                updated_at=func.now(),
-            )
-            .returning(
-                class_sessions.c.id,
-                class_sessions.c.status,
-                class_sessions.c.teacher_id,
-                class_sessions.c.enrollment_id,
-                class_sessions.c.student_id,
-                class_sessions.c.is_trial_session,
-                services.c.pricing_model,
-            )
-        )
-    ).all()
-    completed = [s for s in closed if s.status == "completed"]
-    for_review = [s for s in closed if s.status == "pending_review"]
-    paid = [s for s in completed if s.pricing_model != "free"]
-
-    consumers = [
-        Consumer(s.enrollment_id, s.id, s.student_id, s.teacher_id, bool(s.is_trial_session))
-        for s in paid
-        if s.enrollment_id is not None and s.student_id is not None
-    ]
-    group_sessions = {s.id: s for s in paid if s.student_id is None}
-    if group_sessions:
-        attended = (
-            await conn.execute(
-                update(session_participants)
-                .where(
-                    is_any(session_participants.c.session_id, group_sessions),
-                    session_participants.c.status == "confirmed",
-                )
-                .values(status="attended")
-                .returning(
-                    session_participants.c.session_id,
-                    session_participants.c.student_id,
-                    session_participants.c.enrollment_id,
-                )
-            )
-        ).all()
-        consumers += [
-            Consumer(
-                p.enrollment_id,
-                p.session_id,
-                p.student_id,
-                group_sessions[p.session_id].teacher_id,
-                bool(group_sessions[p.session_id].is_trial_session),
-            )
-            for p in attended
-        ]
-
-    consumed = await consume_credits(conn, consumers)
-    await write_records(conn, completed, for_review, consumed)
-    if completed_for is not None:
-        completed_for.update(s.teacher_id for s in completed)
-    return len(due_ids), {
-        "completed": len(completed),
-        "pending_review": len(for_review),
-        "credits_consumed": len(consumed),
-    }
-
-
-async def consume_credits(conn: AsyncConnection, consumers: list[Consumer]) -> list[Consumer]:
-    """Insert the CONSUME rows and move the counters for those this call inserted; return them."""
-    if not consumers:
-        return []
-    await lock_enrollments(conn, (c.enrollment_id for c in consumers))
-    rows = unnest(
-        "consume",
-        enrollment_id=([c.enrollment_id for c in consumers], Uuid),
-        session_id=([c.session_id for c in consumers], Uuid),
-        student_id=([c.student_id for c in consumers], Uuid),
-        teacher_id=([c.teacher_id for c in consumers], Uuid),
-        idempotency_key=([c.idempotency_key for c in consumers], String),
-    )
-    inserted_keys = set(
-        (
-            await conn.execute(
-                insert(credit_ledger)
-                .from_select(
-                    [*rows.c.keys(), "action", "amount", "actor"],
-                    select(
-                        *rows.c,
-                        literal("CONSUME", enum("credit_action")),
-                        literal(1),
-                        literal("system", enum("credit_actor")),
-                    ),
-                )
-                .on_conflict_do_nothing(
-                    index_elements=[credit_ledger.c.idempotency_key],
-                    index_where=credit_ledger.c.idempotency_key.is_not(None),
-                )
-                .returning(credit_ledger.c.idempotency_key)
-            )
-        ).scalars()
-    )
-    consumed = [c for c in consumers if c.idempotency_key in inserted_keys]
-    if not consumed:
-        return []
-
-    per_enrollment = Counter(c.enrollment_id for c in consumed)
-    counts = unnest(
-        "consumed", enrollment_id=(per_enrollment.keys(), Uuid), n=(per_enrollment.values(), Integer)
-    )
-    await conn.execute(
-        update(enrollments)
-        .where(enrollments.c.id == counts.c.enrollment_id)
+        update(class_sessions)
+        .where(cs.id == due.c.id, teachers.c.id == cs.teacher_id, services.c.id == cs.service_id)
         .values(
-            sessions_scheduled=func.greatest(
-                func.coalesce(enrollments.c.sessions_scheduled, 0) - counts.c.n, 0
+            status=case(
+                (teachers.c.completion_mode == "MANUAL", literal("pending_review", session_status)),
+                else_=literal("completed", session_status),
             ),
-            sessions_completed=func.coalesce(enrollments.c.sessions_completed, 0) + counts.c.n,
+            completed_at=func.now(),
             updated_at=func.now(),
         )
+        .returning(
+            cs.id,
+            cs.status,
+            cs.teacher_id,
+            cs.enrollment_id,
+            cs.student_id,
+            func.coalesce(cs.is_trial_session, False).label("is_trial"),
+            (services.c.pricing_model != "free").label("paid"),
+        )
+        .cte("closed")
     )
-    await close_finished_enrollments(conn, list(per_enrollment))
-    return consumed
+    paid = and_(closed.c.status == "completed", closed.c.paid)
+    sp = session_participants.c
+    attended = (
+        update(session_participants)
+        .where(sp.session_id == closed.c.id, paid, closed.c.student_id.is_(None), sp.status == "confirmed")
+        .values(status="attended")
+        .returning(sp.enrollment_id, sp.session_id, sp.student_id, closed.c.teacher_id, closed.c.is_trial)
+        .cte("attended")
+    )
+    consumers = union_all(
+        select(
+            closed.c.enrollment_id,
+            closed.c.id.label("session_id"),
+            closed.c.student_id,
+            closed.c.teacher_id,
+            closed.c.is_trial,
+        ).where(paid, closed.c.enrollment_id.is_not(None), closed.c.student_id.is_not(None)),
+        select(attended),
+    ).cte("consumers")
+    # every enrollment this batch may move, locked in id order before any of them is written
+    locked = (
+        select(e.id)
+        .where(e.id.in_(select(consumers.c.enrollment_id)))
+        .order_by(e.id)
+        .with_for_update(key_share=True)
+        .cte("locked")
+        .prefix_with("MATERIALIZED")
+    )
+    c = consumers.c
+    consumed = (
+        ledger.insert_new(
+            select(
+                *ledger.entries(
+                    "CONSUME",
+                    literal(1),
+                    "system",
+                    enrollment_id=c.enrollment_id,
+                    session_id=c.session_id,
+                    student_id=c.student_id,
+                    teacher_id=c.teacher_id,
+                )
+            )
+        )
+        .returning(
+            ledger.ledger.enrollment_id,
+            ledger.ledger.session_id,
+            ledger.ledger.student_id,
+            ledger.ledger.teacher_id,
+        )
+        .cte("consumed")
+    )
+    moved = (
+        select(consumed.c.enrollment_id, func.count().label("n"))
+        .join(locked, locked.c.id == consumed.c.enrollment_id)
+        .group_by(consumed.c.enrollment_id)
+        .subquery("moved")
+    )
+    counted = (
+        update(enrollments)
+        .where(e.id == moved.c.enrollment_id)
+        .values(
+            sessions_scheduled=ledger.scheduled_plus(-moved.c.n),
+            sessions_completed=ledger.completed_plus(moved.c.n),
+            status=case(
+                (used_up_now(moved.c.n), literal("completed", enum("enrollment_status"))), else_=e.status
+            ),
+            updated_at=func.now(),
+        )
+        .returning(e.id, PAST_VALID_UNTIL.label("past_valid_until"))
+        .cte("counted")
+    )
+    events = record_events(consumed, consumers)
+    records = record_sessions(closed)
+
+    def last(column: ColumnElement) -> ColumnElement:  # of the locked rows, in index order: the cursor
+        return select(column).order_by(due.c.status.desc(), due.c.ends_at.desc()).limit(1).scalar_subquery()
+
+    return select(
+        select(func.count()).select_from(due).scalar_subquery().label("taken"),
+        last(due.c.status).label("last_status"),
+        last(due.c.ends_at).label("last_ends_at"),
+        _count(closed, closed.c.status == "completed").label("completed"),
+        _count(closed, closed.c.status == "pending_review").label("pending_review"),
+        select(func.count()).select_from(consumed).scalar_subquery().label("consumed"),
+        select(func.array_agg(counted.c.id))
+        .where(counted.c.past_valid_until)
+        .scalar_subquery()
+        .label("to_close"),
+        select(func.array_agg(closed.c.teacher_id.distinct()))
+        .where(closed.c.status == "completed")
+        .scalar_subquery()
+        .label("teachers"),
+    ).add_cte(events, *records)
 
 
-async def write_records(
-    conn: AsyncConnection, completed: list, for_review: list, consumed: list[Consumer]
-) -> None:
-    events = [
-        (c, event)
-        for c in consumed
-        for event in (("session_completed", "trial_completed") if c.is_trial else ("session_completed",))
-    ]
-    if events:
-        rows = unnest(
-            "events",
-            teacher_id=([c.teacher_id for c, _ in events], Uuid),
-            student_id=([c.student_id for c, _ in events], Uuid),
-            event_type=([e for _, e in events], String),
-            session_id=([c.session_id for c, _ in events], Uuid),
-            enrollment_id=([c.enrollment_id for c, _ in events], Uuid),
+def used_up_now(n: ColumnElement[int]) -> ColumnElement[bool]:
+    """The plain closing rule on the counters as this update leaves them (``n`` consumed), for an
+    enrollment not past valid_until: active, a credit count, nothing booked, nothing left. Those
+    past valid_until go through ``close_finished_enrollments``, expiry first."""
+    scheduled = ledger.scheduled_plus(-n)
+    left = (
+        e.sessions_total
+        - scheduled
+        - ledger.completed_plus(n)
+        - func.coalesce(e.sessions_cancelled, 0)
+        - func.coalesce(e.sessions_forfeited, 0)
+    )
+    return and_(
+        e.status == "active",
+        not_(func.coalesce(PAST_VALID_UNTIL, False)),
+        e.sessions_total.is_not(None),
+        scheduled == 0,
+        left <= 0,
+    )
+
+
+def record_events(consumed, consumers):
+    """session_completed for every consume this batch wrote, and trial_completed for trials."""
+    trial = consumers.c.is_trial
+    written = (
+        select(
+            consumed.c.teacher_id,
+            consumed.c.student_id,
+            consumed.c.session_id,
+            consumed.c.enrollment_id,
+            trial,
         )
-        await conn.execute(
-            insert(student_lifecycle_events).from_select(
-                ["teacher_id", "student_id", "event_type", "metadata"],
-                select(
-                    rows.c.teacher_id,
-                    rows.c.student_id,
-                    cast(rows.c.event_type, enum("lifecycle_event_type")),
-                    func.jsonb_build_object(
-                        _text("session_id"), rows.c.session_id, _text("enrollment_id"), rows.c.enrollment_id
-                    ),
-                ),
-            )
+        .join(
+            consumers,
+            and_(
+                consumers.c.session_id == consumed.c.session_id,
+                consumers.c.student_id == consumed.c.student_id,
+                consumers.c.enrollment_id == consumed.c.enrollment_id,
+            ),
         )
-    if completed:
-        await conn.execute(
-            insert(audit_logs).from_select(
-                ["teacher_id", "actor_type", "action", "entity_type", "entity_id", "metadata"],
-                select(
-                    class_sessions.c.teacher_id,
-                    literal("system", enum("audit_actor_type")),
-                    _text("session.auto_completed"),
-                    _text("class_session"),
-                    class_sessions.c.id,
-                    func.jsonb_build_object(_text("status"), _text("completed")),
-                ).where(is_any(class_sessions.c.id, (s.id for s in completed))),
-            )
+        .cte("written")
+    )
+    w = written.c
+    lifecycle = enum("lifecycle_event_type")
+
+    def rows(event: str, *where: ColumnElement[bool]) -> Select:
+        return select(
+            w.teacher_id,
+            w.student_id,
+            literal(event, lifecycle),
+            func.jsonb_build_object(
+                _text("session_id"), w.session_id, _text("enrollment_id"), w.enrollment_id
+            ),
+        ).where(*where)
+
+    return (
+        insert(student_lifecycle_events)
+        .from_select(
+            ["teacher_id", "student_id", "event_type", "metadata"],
+            union_all(rows("session_completed"), rows("trial_completed", w.is_trial)),
         )
-    if for_review:
-        await conn.execute(
-            insert(notifications).from_select(
-                ["teacher_id", "recipient_type", "type", "title", "body", "payload"],
-                select(
-                    class_sessions.c.teacher_id,
-                    _text("teacher"),
-                    _text("session.review_needed"),
-                    _text("A session has ended and needs your review"),
-                    _text("Confirm the session to complete it and use the student's credit."),
-                    func.jsonb_build_object(_text("session_id"), class_sessions.c.id),
-                ).where(is_any(class_sessions.c.id, (s.id for s in for_review))),
-            )
+        .cte("events")
+    )
+
+
+def record_sessions(closed) -> tuple:
+    audited = (
+        insert(audit_logs)
+        .from_select(
+            ["teacher_id", "actor_type", "action", "entity_type", "entity_id", "metadata"],
+            select(
+                closed.c.teacher_id,
+                literal("system", enum("audit_actor_type")),
+                _text("session.auto_completed"),
+                _text("class_session"),
+                closed.c.id,
+                func.jsonb_build_object(_text("status"), _text("completed")),
+            ).where(closed.c.status == "completed"),
         )
+        .cte("audited")
+    )
+    notified = (
+        insert(notifications)
+        .from_select(
+            ["teacher_id", "recipient_type", "type", "title", "body", "payload"],
+            select(
+                closed.c.teacher_id,
+                _text("teacher"),
+                _text("session.review_needed"),
+                _text("A session has ended and needs your review"),
+                _text("Confirm the session to complete it and use the student's credit."),
+                func.jsonb_build_object(_text("session_id"), closed.c.id),
+            ).where(closed.c.status == "pending_review"),
+        )
+        .cte("notified")
+    )
+    return audited, notified
+
+
+def _count(cte, where: ColumnElement[bool]) -> ColumnElement[int]:
+    return select(func.count()).select_from(cte).where(where).scalar_subquery()
 
 
 def _text(value: str) -> ColumnElement[str]:

@@ -5,25 +5,27 @@
 - Then every free seat of those services is offered to the next ``waiting`` entries by position
   (``waitlist.offer``); for a service without a cap, each expired offer passes its one seat on.
 
+Two statements per batch: the first locks the due entries, then their services in id order, expires
+the entries and tells their students (CTEs); the second, with a snapshot taken after the services
+were locked, counts the free seats, makes the offers and notifies (``jobs.waitlist.seats``).
+
 Exactly once: due entries are locked FOR UPDATE SKIP LOCKED, so concurrent sweeps take disjoint
-batches; then their services are locked in id order, which serialises this sweep's promotions with
-any other sweep's and with waitlist.offer_next, so seats are counted after the others' offers.
+batches; their services are locked in id order, which serialises this sweep's promotions with any
+other sweep's and with waitlist.offer_next, so seats are counted after the others' offers. No index
+serves ``offer_expires_at``, so there is no keyset cursor to walk: each batch reads the waitlist.
 """
 
-from collections import Counter
 from datetime import timedelta
-from functools import partial
 
 import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.arrays import is_any
-from db.pinteach import waitlist_entries
+from db.pinteach import services, waitlist_entries
 from jobfleet.payloads import Sweep
 from jobs.deps import Deps
-from jobs.sweep import sweep_in_transactions
-from jobs.waitlist.seats import free_seats, lock_services, make_offers, notify_students
+from jobs.sweep import Taken, sweep_in_transactions
+from jobs.waitlist.seats import notify, offer_seats
 
 log = structlog.get_logger()
 SUMMARY_KEYS = ("offers_expired", "offers_made")
@@ -32,45 +34,71 @@ w = waitlist_entries.c
 
 async def run(deps: Deps, payload: Sweep) -> dict[str, int]:
     window = timedelta(hours=deps.settings.waitlist_offer_hours)
-    batch_size = deps.settings.sweep_batch_size
+
+    async def step(conn: AsyncConnection, limit: int, cursor: None) -> Taken:
+        return Taken(*await expire_batch(conn, window=window, limit=limit))
 
     return await sweep_in_transactions(
         deps.pinteach,
-        partial(expire_batch, window=window, limit=batch_size),
-        budget_s=deps.settings.sweep_budget_s,
+        step,
+        settings=deps.settings,
         keys=SUMMARY_KEYS,
     )
 
 
 async def expire_batch(conn: AsyncConnection, *, window: timedelta, limit: int) -> tuple[int, dict[str, int]]:
-    # No index leads with offer_expires_at (the schema's is service_id, status, position), so this
-    # reads the waitlist; it is locked row by row only where due.
+    # One statement: lock the due entries, then their services in id order, expire the entries and
+    # tell their students. No index leads with offer_expires_at (the schema's is service_id, status,
+    # position), so this reads the waitlist; it is locked row by row only where due.
     due = (
-        await conn.execute(
-            select(w.id, w.service_id)
-            .where(w.status == "notified", w.offer_expires_at <= func.now())
-            .order_by(w.offer_expires_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    if not due:
-        return 0, {}
-    await lock_services(conn, (d.service_id for d in due))
+        select(w.id, w.service_id)
+        .where(w.status == "notified", w.offer_expires_at <= func.now())
+        .order_by(w.offer_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+        .prefix_with("MATERIALIZED")
+    )
+    locked = (
+        select(services.c.id)
+        .where(services.c.id.in_(select(due.c.service_id)))
+        .order_by(services.c.id)
+        .with_for_update(key_share=True)
+        .cte("locked_services")
+        .prefix_with("MATERIALIZED")
+    )
     expired = (
+        update(waitlist_entries)
+        .where(w.id == due.c.id, w.status == "notified")
+        .values(status="expired", updated_at=func.now())
+        .returning(w.id, w.teacher_id, w.service_id, w.student_id)
+        .cte("expired")
+    )
+    told = notify(
+        expired,
+        "waitlist.offer_expired",
+        "Your waitlist offer has expired",
+        "The seat we held for you has passed to the next person on the waitlist.",
+    )
+    rows = (
         await conn.execute(
-            update(waitlist_entries)
-            .where(is_any(w.id, [d.id for d in due]), w.status == "notified")
-            .values(status="expired", updated_at=func.now())
-            .returning(w.id, w.teacher_id, w.service_id, w.student_id)
+            select(
+                expired.c.service_id,
+                func.count().label("n"),
+                select(func.count()).select_from(due).scalar_subquery().label("taken"),
+                select(func.count()).select_from(locked).scalar_subquery().label("locked"),
+            )
+            .group_by(expired.c.service_id)
+            .add_cte(told)
         )
     ).all()
-    passed_on = Counter(e.service_id for e in expired)
-    seats = {
-        service: passed_on[service] if free is None else free
-        for service, free in (await free_seats(conn, list(passed_on))).items()
-    }
-    offers = await make_offers(conn, seats, window=window)
-    await notify_students(conn, offers=offers, expired=expired)
-    log.info("waitlist_offers_expired", expired=len(expired), offered=len(offers), services=len(passed_on))
-    return len(due), {"offers_expired": len(expired), "offers_made": len(offers)}
+    if not rows:  # every due entry locked is expired: no rows, nothing was due
+        return 0, {}
+    # A new statement, so a new snapshot: with the services locked, the seats are counted after
+    # every offer another promoter committed.
+    passed_on = {r.service_id: r.n for r in rows}
+    offered = await offer_seats(conn, passed_on, window=window)
+    made = sum(o.offered for o in offered)
+    expired_n = sum(passed_on.values())
+    log.info("waitlist_offers_expired", expired=expired_n, offered=made, services=len(passed_on))
+    return rows[0].taken, {"offers_expired": expired_n, "offers_made": made}

@@ -12,7 +12,7 @@ import structlog
 from jobfleet.payloads import ServiceRef
 from jobs.deps import Deps
 from jobs.errors import NotFound
-from jobs.waitlist.seats import free_seats, lock_services, make_offers, notify_students
+from jobs.waitlist.seats import lock_services, offer_seats
 
 log = structlog.get_logger()
 
@@ -22,11 +22,9 @@ async def run(deps: Deps, payload: ServiceRef) -> dict[str, int]:
     async with deps.pinteach.begin() as conn:
         if not await lock_services(conn, [payload.service_id]):
             raise NotFound(f"service {payload.service_id} does not exist")
-        free = (await free_seats(conn, [payload.service_id]))[payload.service_id]
-        if free is None:
-            log.warning("waitlist_service_has_no_cap", service_id=str(payload.service_id))
-            free = 0
-        offers = await make_offers(conn, {payload.service_id: free}, window=window)
-        await notify_students(conn, offers=offers, expired=[])
-    log.info("waitlist_offers_made", service_id=str(payload.service_id), free=free, offered=len(offers))
-    return {"offers_expired": 0, "offers_made": len(offers)}
+        # without a cap there is no seat count to go by: nothing to pass on
+        (service,) = await offer_seats(conn, {payload.service_id: 0}, window=window)
+    if not service.capped:
+        log.warning("waitlist_service_has_no_cap", service_id=str(payload.service_id))
+    log.info("waitlist_offers_made", service_id=str(payload.service_id), offered=service.offered)
+    return {"offers_expired": 0, "offers_made": service.offered}

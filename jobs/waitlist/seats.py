@@ -12,12 +12,27 @@ until it commits, so promotions of one service run one after another, each seein
 one before.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Integer, Uuid, func, select, true, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Integer,
+    String,
+    Uuid,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.arrays import is_any, unnest
@@ -44,97 +59,99 @@ async def lock_services(conn: AsyncConnection, service_ids: Iterable[UUID]) -> l
     )
 
 
-async def free_seats(conn: AsyncConnection, service_ids: Sequence[UUID]) -> dict[UUID, int | None]:
-    """Free seats per service (None: the service has no cap). Call with the services locked."""
+def free_seats(passed_on: ColumnElement[int]) -> ColumnElement[int]:
+    """Free seats of the service ``s`` (``passed_on`` where it has no cap). Count them with the
+    services locked, in a statement that started after the lock was taken."""
     holding = (
         select(func.count())
         .where(enrollments.c.service_id == s.id, enrollments.c.status.in_(SEAT_HOLDING))
         .scalar_subquery()
     )
     open_offers = select(func.count()).where(w.service_id == s.id, w.status == "notified").scalar_subquery()
-    rows = await conn.execute(
-        select(
-            s.id,
-            s.status,
-            s.deleted_at,
-            s.max_participants,
-            holding.label("holding"),
-            open_offers.label("offered"),
-        ).where(is_any(s.id, service_ids))
+    return case(
+        (or_(s.status != "active", s.deleted_at.is_not(None)), 0),
+        (s.max_participants.is_(None), passed_on),
+        else_=func.greatest(s.max_participants - holding - open_offers, 0),
     )
-    return {
-        r.id: (
-            0
-            if r.status != "active" or r.deleted_at is not None
-            else None
-            if r.max_participants is None
-            else max(r.max_participants - r.holding - r.offered, 0)
-        )
-        for r in rows
-    }
 
 
-async def make_offers(conn: AsyncConnection, seats: Mapping[UUID, int], *, window: timedelta) -> list[Any]:
-    """Offer ``seats[service]`` seats of each service to its next waiting entries; return the offers."""
-    seats = {service: n for service, n in seats.items() if n > 0}
-    if not seats:
+async def offer_seats(
+    conn: AsyncConnection, passed_on: Mapping[UUID, int], *, window: timedelta
+) -> list[Any]:
+    """Offer each service's free seats to its next waiting entries and notify them, in one statement.
+
+    ``passed_on``: per service, the seats to pass on where the service has no cap. Returns per
+    service whether it has a cap and how many offers were made."""
+    if not passed_on:
         return []
-    wanted = unnest("wanted", service_id=(seats, Uuid), seats=(seats.values(), Integer))
+    wanted = unnest("wanted", service_id=(passed_on.keys(), Uuid), passed_on=(passed_on.values(), Integer))
+    seats = (
+        select(s.id.label("service_id"), s.max_participants.is_not(None).label("capped"))
+        .add_columns(free_seats(wanted.c.passed_on).label("seats"))
+        .join(wanted, wanted.c.service_id == s.id)
+        .cte("seats")
+    )
     # Per service, the index (service_id, status, position) yields the next in line in order.
     next_in_line = (
         select(w.id)
-        .where(w.service_id == wanted.c.service_id, w.status == "waiting")
+        .where(w.service_id == seats.c.service_id, w.status == "waiting")
         .order_by(w.position, w.created_at, w.id)
-        .limit(wanted.c.seats)
+        .limit(seats.c.seats)
         .lateral("next_in_line")
     )
-    return list(
-        (
-            await conn.execute(
-                update(waitlist_entries)
-                .where(
-                    w.id.in_(select(next_in_line.c.id).select_from(wanted).join(next_in_line, true())),
-                    w.status == "waiting",
-                )
-                .values(
-                    status="notified",
-                    notified_at=func.now(),
-                    offer_expires_at=func.now() + window,
-                    updated_at=func.now(),
-                )
-                .returning(w.id, w.teacher_id, w.service_id, w.student_id, w.position, w.offer_expires_at)
-            )
-        ).all()
+    offers = (
+        update(waitlist_entries)
+        .where(
+            w.id.in_(select(next_in_line.c.id).select_from(seats).join(next_in_line, true())),
+            w.status == "waiting",
+        )
+        .values(
+            status="notified",
+            notified_at=func.now(),
+            offer_expires_at=func.now() + window,
+            updated_at=func.now(),
+        )
+        .returning(w.id, w.teacher_id, w.service_id, w.student_id, w.offer_expires_at)
+        .cte("offers")
     )
+    o = offers.c
+    told = notify(
+        offers,
+        "waitlist.offer",
+        "A seat is free for you",
+        "A seat has opened up. Enrol before the offer expires to take it.",
+        offer_expires_at=func.to_jsonb(o.offer_expires_at),
+    )
+    made = select(func.count()).where(o.service_id == seats.c.service_id).scalar_subquery()
+    return (
+        await conn.execute(select(seats.c.service_id, seats.c.capped, made.label("offered")).add_cte(told))
+    ).all()
 
 
-async def notify_students(conn: AsyncConnection, *, offers: Sequence[Any], expired: Sequence[Any]) -> None:
-    rows = [
-        {
-            "teacher_id": e.teacher_id,
-            "student_id": e.student_id,
-            "recipient_type": "student",
-            "type": "waitlist.offer_expired",
-            "title": "Your waitlist offer has expired",
-            "body": "The seat we held for you has passed to the next person on the waitlist.",
-            "payload": {"waitlist_entry_id": str(e.id), "service_id": str(e.service_id)},
-        }
-        for e in expired
-    ] + [
-        {
-            "teacher_id": o.teacher_id,
-            "student_id": o.student_id,
-            "recipient_type": "student",
-            "type": "waitlist.offer",
-            "title": "A seat is free for you",
-            "body": "A seat has opened up. Enrol before the offer expires to take it.",
-            "payload": {
-                "waitlist_entry_id": str(o.id),
-                "service_id": str(o.service_id),
-                "offer_expires_at": o.offer_expires_at.isoformat(),
-            },
-        }
-        for o in offers
-    ]
-    if rows:
-        await conn.execute(notifications.insert().values(rows))
+def notify(entries: CTE, kind: str, title: str, body: str, **extra: ColumnElement) -> CTE:
+    """The students of these waitlist entries get a ``kind`` notification: an INSERT as a CTE."""
+    c = entries.c
+    payload = func.jsonb_build_object(
+        literal("waitlist_entry_id", String),
+        cast(c.id, String),
+        literal("service_id", String),
+        cast(c.service_id, String),
+    )
+    for name, value in extra.items():
+        payload = payload.op("||")(func.jsonb_build_object(literal(name, String), value))
+    return (
+        insert(notifications)
+        .from_select(
+            ["teacher_id", "student_id", "recipient_type", "type", "title", "body", "payload"],
+            select(
+                c.teacher_id,
+                c.student_id,
+                literal("student", String),
+                literal(kind, String),
+                literal(title, String),
+                literal(body, String),
+                payload,
+            ),
+        )
+        .cte(f"told_{kind.replace('.', '_')}")
+    )

@@ -122,8 +122,8 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
 
         progress("sweep benchmark starting")
         async with section_limit("sweep"):
-            section, servers["PostgreSQL"] = await bench_sweep(args.pg, args.size, args.runs)
-        sections.append(section)
+            swept, servers["PostgreSQL"] = await bench_sweep(args.pg, args.size, args.runs)
+        sections += swept
         progress("sweep benchmark done")
     if "purge" in args.only:
         from ops.bench.purge import bench_purge
