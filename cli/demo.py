@@ -25,6 +25,7 @@ from demo import (
     calendar,
     credits,
     gdpr,
+    learners,
     licenses,
     lifecycle,
     messages,
@@ -115,6 +116,7 @@ async def load_data(settings: Settings) -> None:
         async with my.begin() as conn:
             await licenses.seed_demo(conn)
             await retention.seed_demo(conn)
+            await learners.seed_demo(conn)
         # as the backend does: the message's own deferred job, its id stored on the message
         message_id, scheduled_for = demo_messages.deferred
         async with connections.producer(settings) as producer:

@@ -10,6 +10,7 @@ from typing import Literal
 from jobfleet import keys
 from jobfleet.payloads import (
     ErasureRequestRef,
+    LearnerErasureRef,
     LifecycleRun,
     MessageRef,
     Payload,
@@ -150,6 +151,27 @@ JOBS: tuple[JobSpec, ...] = (
         "queued",
         "Erase one student now for a pending GDPR erasure request",
         timeout_s=300,
+        max_tries=10,
+    ),
+    JobSpec(
+        "learners.erase_due",
+        Sweep,
+        "jobs.learners.erase_due:run",
+        keys.QUEUE_SWEEPS,
+        "sweep",
+        "Erase Pickatale learners whose erasure request is due (or was left processing)",
+        # above the erasure budget (JOBFLEET_LEARNER_ERASE_BUDGET_S, 600 s) with room for the last chunk
+        timeout_s=900,
+        max_tries=10,
+    ),
+    JobSpec(
+        "learners.erase",
+        LearnerErasureRef,
+        "jobs.learners.erase:run",
+        keys.QUEUE_DEFAULT,
+        "queued",
+        "Erase one Pickatale learner now for a pending erasure request",
+        timeout_s=900,
         max_tries=10,
     ),
     JobSpec(

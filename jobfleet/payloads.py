@@ -31,6 +31,11 @@ class ErasureRequestRef(Payload):
     request_id: UUID
 
 
+class LearnerErasureRef(Payload):
+    # account_center.learner_erasure_requests.id (an integer, unlike PinTeach's uuids)
+    request_id: int = Field(ge=1)
+
+
 class RetentionRun(Payload):
     # None runs every retention policy in schedules/retention.toml.
     policy: str | None = Field(default=None, max_length=100)

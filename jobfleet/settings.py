@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     # Retention (the policies themselves are data: retention_file)
     retention_budget_s: float = Field(default=3000, gt=0)
 
+    # Pickatale learner erasure: a learner's rows go in chunks like the purge's, each sized so its
+    # transaction takes about the target (the rows are scattered: a page and five index entries
+    # touched per row, where the purge's are dense), never more than the chunk size
+    learner_erase_chunk_size: int = Field(default=5000, ge=1, le=100_000)
+    learner_erase_chunk_target_ms: float = Field(default=200, gt=0, le=10_000)
+    learner_erase_pause_s: float = Field(default=0.05, ge=0, le=60)
+    learner_erase_budget_s: float = Field(default=600, gt=0)
+
     # Stripe
     stripe_api_key: SecretStr | None = None
     stripe_api_base: str = "https://api.stripe.com"

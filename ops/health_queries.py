@@ -2,9 +2,10 @@
 
 Each number is one aggregate query. Most ride an index of the DDL (class_sessions (status,
 ends_at), session_calendar_sync (sync_status), data_erasure_requests (status, due_at),
-review_requests (status, expires_at), telemetry.events (created_at)); enrollments, waitlist offers,
-OAuth connections and soft-deleted students have no index for the question, so those scan tables
-that grow with teachers and students, not with traffic.
+learner_erasure_requests (status, due_at), review_requests (status, expires_at),
+telemetry.events (created_at)); enrollments, waitlist offers, OAuth connections and
+soft-deleted students have no index for the question, so those scan tables that grow with
+teachers and students, not with traffic.
 The schema is not ours to index, so the whole read is cached (``DomainHealthCache``) and runs at
 most once per ``domain_health_cache_s`` whoever asks: pages, /metrics, several Prometheus servers.
 """
@@ -17,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, literal_column, select, text
+from sqlalchemy import and_, case, func, literal_column, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.pickatale import events
+from db.pickatale import events, learner_erasure_requests
 from db.pinteach import (
     class_sessions,
     data_erasure_requests,
@@ -59,6 +60,9 @@ class DomainHealth:
     gdpr_due_within_3_days: int | None = None
     gdpr_overdue: int | None = None
     oldest_gdpr_overdue_age_s: float | None = None
+    learner_erasures_due_within_3_days: int | None = None
+    learner_erasures_overdue: int | None = None
+    oldest_learner_erasure_overdue_age_s: float | None = None
     review_requests_past_expiry: int | None = None
     oldest_review_request_past_expiry_age_s: float | None = None
     deleted_students_due_for_erasure: int | None = None
@@ -190,7 +194,33 @@ async def _pickatale(deps: Deps) -> dict[str, Any]:
         oldest, now = (
             await conn.execute(select(func.min(events.c.created_at), literal_column("UTC_TIMESTAMP()")))
         ).one()
-    return {"oldest_telemetry_age_s": _age_s(now.replace(tzinfo=UTC), oldest)}
+        now = now.replace(tzinfo=UTC)
+        values = {"oldest_telemetry_age_s": _age_s(now, oldest)}
+        # None (shown as "—") where the server has not run the migration yet
+        if await missing_table(conn, learner_erasure_requests) is None:
+            values |= await _learner_erasures(conn, now)
+    return values
+
+
+async def _learner_erasures(conn: AsyncConnection, now: datetime) -> dict[str, Any]:
+    """Open learner erasure requests near or past due_at, from INDEX(status, due_at)."""
+    r = learner_erasure_requests.c
+    naive_now = now.replace(tzinfo=None)  # the DATETIME columns hold naive UTC
+    soon = naive_now + timedelta(days=GDPR_WARNING_DAYS)
+    due_soon, overdue, oldest = (
+        await conn.execute(
+            select(
+                func.sum(case((r.due_at >= naive_now, 1), else_=0)),
+                func.sum(case((r.due_at < naive_now, 1), else_=0)),
+                func.min(r.due_at),
+            ).where(r.status.in_(OPEN_ERASURE), r.due_at < soon)
+        )
+    ).one()
+    return {
+        "learner_erasures_due_within_3_days": int(due_soon or 0),
+        "learner_erasures_overdue": int(overdue or 0),
+        "oldest_learner_erasure_overdue_age_s": _age_s(now, oldest if overdue else None),
+    }
 
 
 async def read_domain_health(

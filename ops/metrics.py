@@ -56,6 +56,18 @@ DOMAIN_METRICS = {
         "jobfleet_domain_oldest_gdpr_request_overdue_seconds",
         "How long the most overdue open GDPR erasure request is past due_at",
     ),
+    "learner_erasures_due_within_3_days": (
+        "jobfleet_domain_learner_erasures_due_soon",
+        "Open Pickatale learner erasure requests due within 3 days",
+    ),
+    "learner_erasures_overdue": (
+        "jobfleet_domain_learner_erasures_overdue",
+        "Open Pickatale learner erasure requests past due_at",
+    ),
+    "oldest_learner_erasure_overdue_age_s": (
+        "jobfleet_domain_oldest_learner_erasure_overdue_seconds",
+        "How long the most overdue open learner erasure request is past due_at",
+    ),
     "review_requests_past_expiry": (
         "jobfleet_domain_review_requests_past_expiry",
         "Review requests still pending past expires_at (reviews.expire)",

@@ -4,7 +4,8 @@
    job), so that a crash leaves a visible trail and the next sweep resumes it.
 2. One transaction then locks the request (still ``processing``: a completed one is never touched
    again, a locked one belongs to a concurrent run), deletes the student's Drive folder when the
-   teacher's drive integration allows, erases the student's data (jobs.gdpr.student_data) and
+   teacher's drive integration allows, scrubs the student's values from earlier audit metadata and
+   the request's reason (jobs.gdpr.mentions), erases the student's data (jobs.gdpr.student_data) and
    completes the request with its audit row and the teacher's notification. A Drive failure rolls
    it all back: the request stays ``processing`` for a retry and nothing is half-erased.
 
@@ -23,6 +24,7 @@ from db.pinteach import audit_logs, data_erasure_requests, notifications, studen
 from jobs.deps import Deps
 from jobs.errors import JobError, Transient
 from jobs.gdpr.drive import delete_folder, drive_connection
+from jobs.gdpr.mentions import scrub_mentions
 from jobs.gdpr.student_data import erase_student_data
 
 SUMMARY_KEYS = ("erased", "failed")
@@ -65,7 +67,8 @@ async def erase_request(deps: Deps, request_id: UUID) -> bool:
                 )
             ).one()
             folder_deleted = await erase_drive_folder(conn, deps, request, student)
-            counts = await erase_student_data(conn, request.student_id)
+            counts = await scrub_mentions(conn, request.id, request.student_id)
+            counts |= await erase_student_data(conn, request.student_id)
             await complete(
                 conn, request, student.teacher_id, {**counts, "drive_folder_deleted": folder_deleted}
             )

@@ -1,7 +1,6 @@
 """What the erasure does to a student's data: one function per rule, run in the caller's transaction.
 
-Kept, because accounting law requires them and they hold no direct identifier: class_sessions,
-enrollments, credit_ledger and session_payment rows, linked to the anonymised student row.
+Which data is personal, and so cleared, is listed once in jobs.gdpr.personal_data.
 """
 
 from collections import Counter
@@ -12,40 +11,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.pinteach import (
     class_sessions,
-    contact_log,
     notifications,
-    reviews,
-    scheduled_messages,
     session_calendar_sync,
     session_content,
     session_participants,
-    student_lifecycle_events,
-    student_tags,
     students,
-    waitlist_entries,
 )
 from jobs.credits import ledger
 from jobs.credits.locking import lock_enrollments
-
-ERASED_NAME = "Erased student"
-# Sessions still to happen; any other status has ended, been cancelled or moved.
-OPEN_STATUSES = ("hold", "pending_confirmation", "scheduled")
-# Deleted outright. Scheduled messages go before contact_log: a sent message points at its log row.
-DELETED_WITH_STUDENT = (
-    scheduled_messages,
-    contact_log,
-    student_lifecycle_events,
-    student_tags,
-    waitlist_entries,
-    reviews,
+from jobs.gdpr.personal_data import (
+    DELETED_WITH_STUDENT,
+    ERASED_NAME,
+    SESSION_CONTENT_CLEARED,
+    STUDENT_COLUMNS_CLEARED,
+    erased_email,
 )
 
+# Sessions still to happen; any other status has ended, been cancelled or moved.
+OPEN_STATUSES = ("hold", "pending_confirmation", "scheduled")
+
 cs = class_sessions.c
-
-
-def erased_email(student_id: UUID) -> str:
-    # unique per student, so the (teacher_id, email) constraint keeps holding
-    return f"erased-{student_id}@invalid.example"
 
 
 async def erase_student_data(conn: AsyncConnection, student_id: UUID) -> dict[str, int]:
@@ -64,13 +49,7 @@ async def erase_student_data(conn: AsyncConnection, student_id: UUID) -> dict[st
     await conn.execute(
         update(session_content)
         .where(session_content.c.session_id.in_(select(cs.id).where(cs.student_id == student_id)))
-        .values(
-            summary=null(),
-            teacher_notes=null(),
-            student_mood=null(),
-            student_level=null(),
-            student_goals=null(),
-        )
+        .values(dict.fromkeys(SESSION_CONTENT_CLEARED, null()))
     )
     return await cancel_future_sessions(conn, student_id)
 
@@ -80,16 +59,10 @@ async def anonymise_student(conn: AsyncConnection, student_id: UUID) -> None:
         update(students)
         .where(students.c.id == student_id)
         .values(
+            # SQL NULL: for preferred_days (jsonb) a Python None would write the JSON null
+            **dict.fromkeys(STUDENT_COLUMNS_CLEARED, null()),
             name=ERASED_NAME,
             email=erased_email(student_id),
-            phone=null(),
-            level=null(),
-            goals=null(),
-            preferred_start_time=null(),
-            preferred_end_time=null(),
-            preferred_days=null(),  # SQL NULL, not the JSON null a Python None would write
-            referral_source=null(),
-            drive_folder_id=null(),
             deleted_at=func.coalesce(students.c.deleted_at, func.now()),
             status="archived",
             updated_at=func.now(),

@@ -6,7 +6,8 @@
 - Never one giant statement: the purge walks the primary key from the lowest due id to the highest
   in windows of consecutive ids, each window one statement in a short READ COMMITTED transaction
   (record locks on the rows it changes, no gap locks, so inserts at the end of the table never
-  wait on it), with a pause between chunks.
+  wait on it), with a pause between chunks (jobs/retention/chunks.py, shared with the learner
+  erasure).
 - Each window is sized by time (jobs/retention/chunk_sizer.py): the next chunk takes as many ids as
   the last ones suggest fit in the policy's ``chunk_target_ms``, at most its ``chunk_size``, so a
   chunk's locks last about as long on a cold disk as on a warm cache.
@@ -15,7 +16,6 @@
   run lock does nothing.
 """
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,13 +23,14 @@ from datetime import datetime
 from pathlib import Path
 
 import structlog
-from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from jobfleet.payloads import RetentionRun
 from jobs.deps import Deps
 from jobs.errors import Permanent
 from jobs.retention.chunk_sizer import ChunkSizer
+from jobs.retention.chunks import walk_chunks
 from jobs.retention.policies import PolicyError, RetentionPolicy, load_policies
 from jobs.retention.run_lock import run_lock, run_lock_name
 
@@ -95,18 +96,21 @@ async def apply_policy(
     sizer = ChunkSizer(policy.chunk_size, policy.chunk_target_ms / 1000)
     longest_s = 0.0
     if lowest is not None:
-        last = lowest - 1
+        statement = delete(table) if policy.action == "delete" else update(table).values(policy.set_to)
         # At least one chunk even with the budget spent, as in jobs.sweep: every run moves on.
-        while True:
-            size, started = sizer.size, timer()
-            upto, n = await apply_chunk(engine, policy, table, cutoff, after=last, highest=highest, size=size)
-            took_s = timer() - started
-            chunks, changed, last = chunks + 1, changed + n, upto
-            longest_s = max(longest_s, took_s)
-            sizer.observe(size, took_s)
-            if last >= highest or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(policy.pause_between_chunks_s)
+        walked = await walk_chunks(
+            engine,
+            table,
+            statement,
+            where=due(policy, cutoff),
+            sizer=sizer,
+            pause_s=policy.pause_between_chunks_s,
+            deadline=deadline,
+            after=lowest - 1,
+            highest=highest,
+            timer=timer,
+        )
+        chunks, changed, longest_s = walked.chunks, walked.changed, walked.longest_s
 
     async with engine.connect() as conn:
         remaining = (
@@ -124,27 +128,3 @@ async def apply_policy(
     )
     counted = "deleted" if policy.action == "delete" else "updated"
     return Counter({counted: changed, "chunks": chunks, "remaining_expired": remaining})
-
-
-async def apply_chunk(
-    engine: AsyncEngine,
-    policy: RetentionPolicy,
-    table: Table,
-    cutoff: datetime,
-    *,
-    after: int,
-    highest: int,
-    size: int,
-) -> tuple[int, int]:
-    """Apply the policy to the due rows with ids in (after, after + size]; return the window's last
-    id and the count. The window is an id range, not "the next size rows": finding its end would
-    read every row of it once more before the statement reads them again. Where ids have gaps a
-    window holds fewer rows, and one over a gap is an empty (and quick) statement."""
-    (pk,) = table.primary_key.columns
-    upto = min(after + size, highest)
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="READ COMMITTED")
-        async with conn.begin():
-            statement = delete(table) if policy.action == "delete" else update(table).values(policy.set_to)
-            result = await conn.execute(statement.where(pk > after, pk <= upto, due(policy, cutoff)))
-            return upto, result.rowcount

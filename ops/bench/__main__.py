@@ -1,4 +1,4 @@
-"""``python -m ops.bench [--quick | --tiny] [--only worker,sweep,...] [--runs N] [--out FILE]``
+"""``python -m ops.bench [--quick | --tiny] [--only worker,sweep,...,learners] [--runs N] [--out FILE]``
 
 Without options: every benchmark at full size, written to ops/bench/RESULTS.md, and the table of
 ratios the README quotes printed at the end. --quick and --tiny are smoke runs: they write to a
@@ -21,7 +21,7 @@ from ops.bench.report import Section, markdown, ratio_table
 from ops.bench.throughput import Sizes, progress
 from workers.logging import configure
 
-BENCHMARKS = ("worker", "sweep", "purge", "outbox", "lifecycle", "capacity", "tracing")
+BENCHMARKS = ("worker", "sweep", "purge", "outbox", "lifecycle", "capacity", "tracing", "learners")
 WORKER_SIZES = {
     "full": Sizes(jobs=20_000, latency_s=10, enqueue=10_000, memory_jobs=300_000, runs=3),
     "quick": Sizes(jobs=3_000, latency_s=3, enqueue=3_000, memory_jobs=50_000, runs=3),
@@ -38,6 +38,7 @@ SECTION_LIMIT_S = {
     "lifecycle": 3600,
     "capacity": 3600,
     "tracing": 3600,
+    "learners": 2 * 3600,  # building 20,000,000 events, then two contenders a run
 }
 README = Path(__file__).resolve().parents[2] / "README.md"
 TABLE_START, TABLE_END = "<!-- bench:table -->", "<!-- /bench:table -->"
@@ -169,6 +170,14 @@ async def run(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
             with private_redis() as url:
                 sections.append(await bench_tracing(url, sizes.jobs, args.runs or sizes.runs))
         progress("tracing benchmark done")
+    if "learners" in args.only:
+        from ops.bench.learners import bench_learners
+
+        progress("learner erasure benchmark starting")
+        async with section_limit("learners"):
+            section, servers["MariaDB/MySQL"] = await bench_learners(args.mysql, args.size, args.runs)
+        sections.append(section)
+        progress("learner erasure benchmark done")
     return sections, servers
 
 

@@ -71,8 +71,8 @@ async def bench_scaling(redis_url: str, jobs: int, runs: int) -> Section:
     cpu_ms = section.figure("4 worker process(es): Redis CPU per job", "ms").median
     section.notes.append(
         f"Redis spent {cpu_ms:.3f} ms of CPU per job with 4 processes: one Redis core would carry about "
-        f"{1000 / cpu_ms:,.0f} jobs/s, that is about {1000 / cpu_ms / one:.0f} worker processes at the "
-        f"single-process rate measured here (each process is one core of work at that rate)."
+        f"{1000 / cpu_ms:,.0f} no-op jobs/s, about {1000 / cpu_ms / one:.0f} times what one worker "
+        "process drained here on its own."
     )
     return section
 

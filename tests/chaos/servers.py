@@ -133,16 +133,24 @@ class PrivatePostgres(_Server):
 
 
 class PrivateMariaDB(_Server):
-    """``mariadb-install-db`` + ``mariadbd`` without grant tables: root, no password."""
+    """``mariadb-install-db`` + ``mariadbd`` without grant tables: root, no password.
+
+    With ``general_log`` the server writes every statement it receives, as it receives it, to
+    ``general_log_path`` (kept across restarts, with a header at each start): what a test checks
+    against is then what the server ran, not what the code under test says it did."""
 
     prefix = "jf-mariadb-"
 
-    def __init__(self) -> None:
+    def __init__(self, *, general_log: bool = False) -> None:
         super().__init__()
         self.data = self.root / "data"
         self.socket = self.root / "mysqld.sock"
         self.process: subprocess.Popen | None = None
         self.user = ["--user=root"] if os.geteuid() == 0 else []
+        self.general_log_path = self.root / "general.log"
+        self.logging = (
+            [f"--general-log-file={self.general_log_path}", "--general-log=1"] if general_log else []
+        )
 
     @property
     def dsn(self) -> str:
@@ -164,7 +172,7 @@ class PrivateMariaDB(_Server):
                     server, "--no-defaults", f"--datadir={self.data}", f"--socket={self.socket}",
                     f"--port={self.port}", "--bind-address=127.0.0.1", f"--pid-file={self.root}/mysqld.pid",
                     "--skip-grant-tables", "--skip-log-bin", "--innodb-buffer-pool-size=128M",
-                    "--innodb-flush-log-at-trx-commit=2", *self.user,
+                    "--innodb-flush-log-at-trx-commit=2", *self.logging, *self.user,
                 ],
                 stdout=log, stderr=log,
             )  # fmt: skip

@@ -8,6 +8,7 @@ other test runs and are never restarted.
 import asyncio
 import contextlib
 import os
+import re
 import time
 
 import asyncpg
@@ -161,22 +162,54 @@ def expired_between(low: int, high: int) -> int:
     return (high - low + 1) - (high // 5 - (low - 1) // 5)
 
 
-def whole_chunks_only(lowest: int | None, expired: int, recent: int) -> list[str]:
-    """The purge walks ids in windows (k*CHUNK, (k+1)*CHUNK]: each committed whole or not at all, so
-    what is left of the expired events is everything from a window boundary up."""
+# The purge's chunk statement as the server's general log has it (bound values inlined by the driver).
+DELETE_WINDOW = re.compile(r"\bQuery\s+DELETE FROM \S*events WHERE \S*\.id > (\d+) AND \S*\.id <= (\d+) ")
+SERVER_STARTED = " started with:\n"  # the header mariadbd writes to the general log at each start
+
+Window = tuple[int, int]  # a chunk: the ids in (after, upto], one DELETE in one transaction
+
+
+def delete_windows(general_log: str) -> list[list[Window]]:
+    """The purge's chunks in the order the server received them, one list per server start. Chunk
+    sizes depend on how long chunks take, so the test reads the windows the server really ran
+    instead of assuming where they begin and end."""
+    starts = general_log.split(SERVER_STARTED)[1:]
+    return [[(int(a), int(b)) for a, b in DELETE_WINDOW.findall(part)] for part in starts]
+
+
+def whole_chunks_only(lowest: int | None, expired: int, recent: int, windows: list[Window]) -> list[str]:
+    """Each chunk commits whole or not at all, so what is left of the expired events is everything
+    above one of the chunks' ends: no hole, no recent event gone, no chunk deleted in part."""
     problems = []
     if recent != EVENTS // 5:
         problems.append(f"{recent} recent events left of {EVENTS // 5}")
     if lowest is None:
         if expired:
             problems.append(f"{expired} expired events without a lowest id")
-        return problems
-    if (lowest - 1) % CHUNK:
-        problems.append(f"the lowest expired id left, {lowest}, is inside a chunk")
-    if expired != expired_between(lowest, EVENTS):
+    elif expired != expired_between(lowest, EVENTS):
         problems.append(
             f"{expired} expired events left from id {lowest}, not {expired_between(lowest, EVENTS)}"
         )
+    # the expired ids deleted so far, if they are all of those below `lowest`
+    deleted = expired_between(1, EVENTS if lowest is None else lowest - 1)
+    if deleted not in {expired_between(1, upto) for _, upto in [(0, 0), *windows]}:
+        inside = [w for w in windows if expired_between(1, w[0]) < deleted < expired_between(1, w[1])]
+        where = f"inside the chunk ({inside[0][0]}, {inside[0][1]}]" if inside else "at no chunk's end"
+        problems.append(f"the lowest expired id left, {lowest}, is {where}")
+    return problems
+
+
+def consecutive(windows: list[Window], after: int, upto: int) -> list[str]:
+    """The chunks walk (after, upto] in order, each taking up where the last one ended, none wider
+    than the policy's chunk_size (a ceiling since the chunks are sized by time)."""
+    problems = []
+    ends = [after] + [w[1] for w in windows]
+    if [w[0] for w in windows] != ends[:-1]:
+        problems.append(f"the chunks do not follow each other from id {after}: {windows}")
+    if ends[-1] != upto:
+        problems.append(f"the chunks end at id {ends[-1]}, not {upto}")
+    if wide := [w for w in windows if w[1] - w[0] > CHUNK]:
+        problems.append(f"chunks wider than chunk_size {CHUNK}: {wide}")
     return problems
 
 
@@ -184,7 +217,7 @@ def whole_chunks_only(lowest: int | None, expired: int, recent: int) -> list[str
 async def test_mariadb_crash_mid_purge_retries_and_leaves_no_partial_chunk(env, redis: Redis, tmp_path):
     retention = tmp_path / "retention.toml"
     retention.write_text(RETENTION)
-    with PrivateMariaDB() as server:
+    with PrivateMariaDB(general_log=True) as server:
         engine = pickatale_engine(server.dsn, pool_size=2)
         try:
             await create_pickatale(engine)
@@ -203,11 +236,15 @@ async def purge_through_a_crash(server: PrivateMariaDB, engine, env, redis, tmp_
             row = (await conn.execute(text(STATE))).one()
             return row.lowest, int(row.expired), int(row.recent)
 
-    async def probe() -> list[str]:
+    async def probe() -> list[tuple[int | None, int, int]]:
+        # what the run looks like from outside, checked once the chunks the server ran are known
         try:
-            return whole_chunks_only(*await state())
+            return [await state()]
         except DBAPIError:
             return []  # the server is down or recovering: nothing to see
+
+    def windows() -> list[list[Window]]:
+        return delete_windows(server.general_log_path.read_text(errors="replace"))
 
     log = tmp_path / "worker.log"
     worker = await start_worker(
@@ -236,31 +273,47 @@ async def purge_through_a_crash(server: PrivateMariaDB, engine, env, redis, tmp_
             "the purge finished before the crash: raise JOBFLEET_CHAOS_RESTART_EVENTS"
         )
 
-        # straight after the crash: whole chunks only (InnoDB rolled back the one in flight)
+        # straight after the crash: whole chunks only (InnoDB rolled back the one in flight), and
+        # whole chunks of the run the crash interrupted, not of a retry that may have begun since
         await engine.dispose()
-        assert whole_chunks_only(*await state()) == []
+        after_crash = await state()
+        first_try = windows()[0]
+        assert whole_chunks_only(*after_crash, first_try) == []
 
         result = await wait_for_result(redis, job_id, timeout_s=120)
     finally:
         done.set()
         # stop the worker first: a failing probe must not leave it running
         code = await stop_worker(worker)
-        partial_seen = await watcher
+        seen = await watcher
     assert code == 0
 
     assert result["s"] is True, result["r"]
     assert result["t"] >= 2, "the crash interrupted the first try, so the job ran again"
     assert any(e["event"] == "job_retrying" and e["job"] == "telemetry.purge" for e in log_events(log))
-    assert partial_seen == [], "a partial chunk was visible during the run"
+
+    before_crash, *after_restart = windows()
+    assert len(after_restart) == 1, "the server started twice: once, and once after the crash"
+    retry = after_restart[0]
+    everything = before_crash + retry
+    partial_seen = {p for s in set(seen) for p in whole_chunks_only(*s, everything)}
+    assert partial_seen == set(), "a partial chunk was visible during the run"
+
+    # the interrupted try walked from the first expired id until the crash cut it short
+    assert before_crash and consecutive(before_crash, 0, before_crash[-1][1]) == []
+    # the retry began where the committed chunks ended and walked to the last expired id
+    resumed_at = after_crash[0] - 1
+    assert consecutive(retry, resumed_at, EVENTS - 1) == []
 
     lowest, expired, recent = await state()
     assert (lowest, expired, recent) == (None, 0, EVENTS // 5)
     summary = result["r"]
     assert summary["remaining_expired"] == 0 and summary["already_running"] == 0
-    # the successful try began at a window boundary and deleted everything from there, in whole chunks
-    boundaries = [b for b in range(0, EVENTS, CHUNK) if expired_between(b + 1, EVENTS) == summary["deleted"]]
-    assert boundaries, f"the summary's {summary['deleted']} deleted is not a whole number of chunks"
-    assert summary["chunks"] == -(-(EVENTS - boundaries[0] - 1) // CHUNK)
+    # the successful try deleted exactly its chunks' expired events, in the chunks the server ran
+    assert summary["deleted"] == expired_between(resumed_at + 1, EVENTS)
+    assert summary["chunks"] == len(retry), (
+        f"the server ran {len(retry)} DELETEs for the retry's {summary['chunks']} chunks: a chunk is not one statement"
+    )
     assert await audit_telemetry(engine, max_age_days=90) == []
 
 
@@ -291,9 +344,38 @@ async def test_the_half_done_probe_sees_a_session_completed_without_its_writes(s
 
 
 def test_the_chunk_probe_sees_a_partial_chunk():
-    assert whole_chunks_only(1, expired_between(1, EVENTS), EVENTS // 5) == []
-    assert whole_chunks_only(CHUNK + 1, expired_between(CHUNK + 1, EVENTS), EVENTS // 5) == []
-    assert whole_chunks_only(None, 0, EVENTS // 5) == []
-    assert whole_chunks_only(CHUNK // 2, expired_between(CHUNK // 2, EVENTS), EVENTS // 5)  # inside a chunk
-    assert whole_chunks_only(CHUNK + 1, expired_between(CHUNK + 1, EVENTS) - 1, EVENTS // 5)  # a hole
-    assert whole_chunks_only(CHUNK + 1, expired_between(CHUNK + 1, EVENTS), EVENTS // 5 - 1)  # a recent one
+    # chunks of any size, ending on an expired id (500 is a recent one) or not
+    windows = [(0, 500), (500, 1502), (1502, 2504), (2504, EVENTS)]
+    recent = EVENTS // 5
+    for lowest in (1, 501, 1503, 2506):  # 2505 is recent: the chunk (1502, 2504] is whole
+        assert whole_chunks_only(lowest, expired_between(lowest, EVENTS), recent, windows) == []
+    assert whole_chunks_only(None, 0, recent, windows) == []
+    assert whole_chunks_only(1001, expired_between(1001, EVENTS), recent, windows) == [
+        "the lowest expired id left, 1001, is inside the chunk (500, 1502]"
+    ]
+    assert whole_chunks_only(1504, expired_between(1504, EVENTS), recent, windows)  # 1503 alone gone
+    assert whole_chunks_only(1001, expired_between(1001, EVENTS), recent, windows[:1])  # no such chunk
+    assert whole_chunks_only(501, expired_between(501, EVENTS) - 1, recent, windows)  # a hole
+    assert whole_chunks_only(501, expired_between(501, EVENTS), recent - 1, windows)  # a recent one
+    assert whole_chunks_only(None, 0, recent, windows[:3])  # all gone, but the chunks stopped at 2504
+
+
+def test_the_chunks_are_read_from_the_servers_general_log():
+    general_log = (
+        "/usr/sbin/mariadbd, Version: 10.11 (Debian 12). started with:\nTime Id Command Argument\n"
+        "\t\t     4 Query\tDELETE FROM telemetry.events WHERE telemetry.events.id > 0 AND "
+        "telemetry.events.id <= 500 AND telemetry.events.created_at < '2026-09-02 13:50:49'\n"
+        "\t\t     4 Query\tSELECT 'DELETE FROM telemetry.events WHERE x.id > 1 AND x.id <= 2 '\n"
+        "/usr/sbin/mariadbd, Version: 10.11 (Debian 12). started with:\nTime Id Command Argument\n"
+        "\t\t     5 Query\tDELETE FROM telemetry.events WHERE telemetry.events.id > 500 AND "
+        "telemetry.events.id <= 1502 AND telemetry.events.created_at < '2026-09-02 13:50:50'\n"
+    )
+    assert delete_windows(general_log) == [[(0, 500)], [(500, 1502)]]
+
+
+def test_the_chunk_walk_check_sees_a_gap_an_overlap_a_short_end_and_a_wide_chunk():
+    assert consecutive([(10, 500), (500, 1500)], 10, 1500) == []
+    assert consecutive([(10, 500), (501, 1500)], 10, 1500)
+    assert consecutive([(10, 500), (499, 1500)], 10, 1500)
+    assert consecutive([(10, 500), (500, 1400)], 10, 1500)
+    assert consecutive([(10, 500), (500, 1501)], 10, 1501)

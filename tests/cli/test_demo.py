@@ -13,6 +13,7 @@ SWEEPS = {
     "messages.deliver_due",
     "sessions.expire_holds",
     "gdpr.erase_due",
+    "learners.erase_due",
     "telemetry.purge",
     "licenses.reconcile",
     "lifecycle.detect",
@@ -50,6 +51,7 @@ async def test_demo_sweeps_act_the_backend_trickles_and_the_dashboard_answers(en
     assert results["messages.deliver_due"]["delivered"] > 0
     assert results["sessions.expire_holds"]["holds_expired"] > 0
     assert results["gdpr.erase_due"]["erased"] > 0
+    assert results["learners.erase_due"]["erased"] > 0
     assert results["telemetry.purge"]["deleted"] > 0
     assert results["licenses.reconcile"]["expired"] > 0
     assert results["lifecycle.detect"]["gap_detected"] > 0 and results["lifecycle.detect"]["churned"] > 0

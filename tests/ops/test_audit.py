@@ -9,7 +9,7 @@ from db import pickatale as p
 from db import pinteach as t
 from jobfleet.payloads import Sweep
 from jobs.sessions import auto_complete
-from ops.audit import PINTEACH_CHECKS, audit_pinteach, audit_telemetry
+from ops.audit import PINTEACH_CHECKS, audit_pickatale, audit_pinteach, audit_telemetry
 from tests import services
 from tests.cli.run import jobfleet
 from tests.factories import PinTeach, ago, ahead
@@ -145,6 +145,163 @@ async def test_a_corrupted_database_reports_each_violation_with_ids(pg, mysql):
     assert found["erasure_incomplete"].ids["request_id"] == request
     late = await audit_telemetry(mysql, max_age_days=90)
     assert len(late) == 1 and late[0].check == "telemetry_retention"
+
+
+async def test_notes_put_back_on_an_erased_students_session_are_personal_data(deps, pg):
+    """Every column the erasure clears is checked, from the list the erasure itself uses."""
+    from jobs.gdpr import erase_due
+    from jobs.gdpr.personal_data import SESSION_CONTENT_CLEARED, STUDENT_COLUMNS_CLEARED
+
+    seed = PinTeach(pg)
+    ids = await consistent_data(seed)
+    await seed.insert(t.session_content, session_id=ids["session_id"], summary="read chapter 3", rating=4)
+    request = await seed.insert(
+        t.data_erasure_requests,
+        teacher_id=ids["teacher_id"],
+        student_id=ids["student_id"],
+        requested_by="student",
+        due_at=ahead(days=-1),
+    )
+    await erase_due.run(deps, Sweep())
+
+    async def erasure_violations() -> list:
+        return [v for v in await audit_pinteach(pg) if v.check == "erasure_incomplete"]
+
+    assert await erasure_violations() == []
+
+    # each cleared column put back on its own is found
+    session_content = t.session_content.c
+    for column in SESSION_CONTENT_CLEARED:
+        async with pg.begin() as conn:
+            await conn.execute(
+                t.session_content.update()
+                .where(session_content.session_id == ids["session_id"])
+                .values({column: "happy" if column in ("student_mood", "student_level") else "notes"})
+            )
+        found = await erasure_violations()
+        assert [v.ids["request_id"] for v in found] == [request], column
+        async with pg.begin() as conn:
+            await conn.execute(
+                t.session_content.update()
+                .where(session_content.session_id == ids["session_id"])
+                .values({column: None})
+            )
+    assert await erasure_violations() == []
+    async with pg.begin() as conn:
+        await conn.execute(
+            t.students.update()
+            .where(t.students.c.id == ids["student_id"])
+            .values(referral_source="instagram")
+        )
+    assert len(await erasure_violations()) == 1
+    assert "referral_source" in STUDENT_COLUMNS_CLEARED
+
+
+async def pickatale_world(deps, mysql) -> dict:
+    """A class of two learners, one of them erased by the fleet."""
+    from jobs.learners import erase_due
+    from tests.jobs.learners.world import world
+
+    w = await world(mysql)
+    assert (await erase_due.run(deps, Sweep()))["erased"] == 1
+    return w
+
+
+async def test_a_clean_pickatale_has_no_violations(deps, mysql):
+    await pickatale_world(deps, mysql)
+    assert await audit_pickatale(mysql) == ([], [])
+
+
+async def test_a_corrupted_pickatale_reports_each_violation_with_ids(deps, mysql):
+    w = await pickatale_world(deps, mysql)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    async with mysql.begin() as conn:
+        # the app uploaded a late event for the erased learner
+        await conn.execute(
+            p.events.insert().values(
+                event_id="late",
+                learner_id=w["emma"]["learner_id"],
+                session_id="s",
+                event_type="page_turned",
+                client_ts=1,
+                created_at=now,
+            )
+        )
+        # someone re-enrolled the erased student, and filled another class over its cap
+        await conn.execute(
+            p.class_memberships.update()
+            .where(p.class_memberships.c.student_id == w["emma"]["student_id"])
+            .values(archived_at=None)
+        )
+        full = (
+            await conn.execute(
+                p.classes.insert().values(
+                    class_name="4A", year_level=4, teacher_id=w["teacher_id"], state="active"
+                )
+            )
+        ).inserted_primary_key[0]
+        for i in range(34):
+            student = (
+                await conn.execute(
+                    p.teacher_portal_students.insert().values(
+                        uuid=f"00000000-0000-4000-8000-{i:012d}",
+                        name=f"Kid {i}",
+                        username=f"kid{i}",
+                        pin_hash="x",
+                    )
+                )
+            ).inserted_primary_key[0]
+            await conn.execute(
+                p.class_memberships.insert().values(student_id=student, class_id=full, enrolled_at=now)
+            )
+
+    found, skipped = await audit_pickatale(mysql)
+
+    assert skipped == []
+    assert {(v.check, tuple(v.ids.items())) for v in found} == {
+        ("class_over_cap", (("class_id", full), ("active_memberships", 34))),
+        (
+            "learner_erasure_incomplete",
+            (("request_id", w["request_id"]), ("learner_id", w["emma"]["learner_id"])),
+        ),
+        ("erased_learner_still_active", (("student_id", w["emma"]["student_id"]),)),
+    }
+
+
+async def test_without_the_request_table_the_learner_checks_are_skipped_with_one_line(deps, mysql, settings):
+    schema = f"{settings.pickatale_db_prefix}account_center"
+    async with mysql.connect() as conn:
+        await conn.exec_driver_sql(f"RENAME TABLE {schema}.learner_erasure_requests TO {schema}.ler_moved")
+    try:
+        found, skipped = await audit_pickatale(mysql)
+    finally:
+        async with mysql.connect() as conn:
+            await conn.exec_driver_sql(
+                f"RENAME TABLE {schema}.ler_moved TO {schema}.learner_erasure_requests"
+            )
+    assert found == []
+    assert len(skipped) == 1 and "learner_erasure_requests is missing" in skipped[0]
+
+
+async def test_audit_json_names_the_pickatale_violations(deps, env, pg, mysql):
+    w = await pickatale_world(deps, mysql)
+    async with mysql.begin() as conn:
+        await conn.execute(
+            p.learner_memories.insert().values(learner_id=w["emma"]["learner_id"], memory_type="x", value={})
+        )
+
+    result = jobfleet(env, "audit", "--json")
+
+    assert result.returncode == 1, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [
+        {
+            "check": "learner_erasure_incomplete",
+            "message": "the learner erasure is completed but the learner still has rows",
+            "request_id": w["request_id"],
+            "learner_id": w["emma"]["learner_id"],
+        }
+    ]
 
 
 async def test_audit_json_holds_every_checks_violations_and_exits_1(env, pg, mysql):

@@ -45,6 +45,7 @@ def test_tiny_run_writes_a_table_with_ratios(tmp_path, env):
         "Worker memory",
         "Sweep versus the limit",
         "Purge versus pt-archiver",
+        "Learner erasure versus one DELETE",
         "Outbox relay",
         "Worker processes on one Redis",
         "Durable enqueue",

@@ -24,6 +24,10 @@ export type JobDocument = {
   tc?: TraceContext | null;
 };
 
+export type LearnerErasureRef = {
+  request_id: number;
+};
+
 export type LifecycleRun = {
   teacher_id?: string | null;
 };
@@ -90,6 +94,10 @@ export interface Payloads {
   "gdpr.erase_due": Sweep;
   /** Erase one student now for a pending GDPR erasure request (queue jobfleet:queue:default) */
   "gdpr.erase": ErasureRequestRef;
+  /** Erase Pickatale learners whose erasure request is due (or was left processing) (queue jobfleet:queue:sweeps) */
+  "learners.erase_due": Sweep;
+  /** Erase one Pickatale learner now for a pending erasure request (queue jobfleet:queue:default) */
+  "learners.erase": LearnerErasureRef;
   /** Apply the retention policies: purge telemetry older than 90 days, and the rest (queue jobfleet:queue:sweeps) */
   "telemetry.purge": RetentionRun;
   /** Detect gaps, churn, reactivation, milestones and streaks of students; notify teachers (queue jobfleet:queue:sweeps) */
@@ -157,6 +165,14 @@ export const JOBS: { readonly [J in JobName]: { readonly queue: string; readonly
   "gdpr.erase": {
     "queue": "jobfleet:queue:default",
     "payload": "ErasureRequestRef"
+  },
+  "learners.erase_due": {
+    "queue": "jobfleet:queue:sweeps",
+    "payload": "Sweep"
+  },
+  "learners.erase": {
+    "queue": "jobfleet:queue:default",
+    "payload": "LearnerErasureRef"
   },
   "telemetry.purge": {
     "queue": "jobfleet:queue:sweeps",
@@ -264,6 +280,21 @@ export const DEFS: Readonly<Record<string, Schema>> = {
       "et"
     ],
     "title": "JobDocument",
+    "type": "object"
+  },
+  "LearnerErasureRef": {
+    "additionalProperties": false,
+    "properties": {
+      "request_id": {
+        "minimum": 1,
+        "title": "Request Id",
+        "type": "integer"
+      }
+    },
+    "required": [
+      "request_id"
+    ],
+    "title": "LearnerErasureRef",
     "type": "object"
   },
   "LifecycleRun": {

@@ -5,7 +5,7 @@ from uuid import UUID
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select, text
+from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from db import pinteach as t
@@ -13,11 +13,22 @@ from demo.gdpr import seed_demo
 from jobfleet.payloads import ErasureRequestRef, Sweep
 from jobs.errors import JobError, NotFound, Permanent
 from jobs.gdpr import erase, erase_due
+from tests.column_scan import scan_pinteach
 from tests.factories import PinTeach, ago, ahead
 from tests.fakes.drive_server import DriveServer
 
-PII = {"name": "Solveig Eraseme", "email": "solveig.private@example.net", "phone": "+47 400 11 222"}
-OTHER = {"name": "Oskar Keepme", "email": "oskar.keep@example.net", "phone": "+47 900 99 888"}
+PII = {
+    "name": "Solveig Eraseme",
+    "email": "solveig.private@example.net",
+    "phone": "+47 400 11 222",
+    "goals": "Read Ibsen in the original by June",
+}
+OTHER = {
+    "name": "Oskar Keepme",
+    "email": "oskar.keep@example.net",
+    "phone": "+47 900 99 888",
+    "goals": "Order coffee in Bergen",
+}
 
 
 @pytest.fixture
@@ -147,7 +158,7 @@ async def world(seed: PinTeach, drive: DriveServer) -> dict[str, Any]:
             email=who["email"],
             phone=who["phone"],
             level="B1",
-            goals=f"{who['name']} wants to pass B2",
+            goals=who["goals"],
             preferred_days=["mon", "wed"],
             preferred_start_time="17:00",
             referral_source="instagram",
@@ -199,6 +210,20 @@ async def world(seed: PinTeach, drive: DriveServer) -> dict[str, Any]:
             position=1 + len(ids),
         )
         await personal_data(seed, teacher, student, who, tag)
+        # an earlier profile change, its metadata naming the student
+        ids[f"audit_{key}"] = await seed.insert(
+            t.audit_logs,
+            teacher_id=teacher,
+            actor_type="teacher",
+            action="student.updated",
+            entity_type="student",
+            entity_id=student,
+            metadata={
+                "changes": {"email": {"from": "old@example.net", "to": who["email"]}, "goals": who["goals"]},
+                "note": f"{who['name']} asked for a new phone number: {who['phone']}",
+                "fields": 3,
+            },
+        )
         ids[key] = {
             "student": student,
             "enrollment": enrollment,
@@ -230,7 +255,12 @@ async def world(seed: PinTeach, drive: DriveServer) -> dict[str, Any]:
         await conn.execute(
             t.students.update().where(t.students.c.id == ids["s"]["student"]).values(deleted_at=ago(days=40))
         )
-    ids["request"] = await request(seed, teacher, ids["s"]["student"])
+    ids["request"] = await request(
+        seed,
+        teacher,
+        ids["s"]["student"],
+        reason=f"Solveig asked in a lesson; confirm by mail to {PII['email']} ({PII['name']})",
+    )
     return ids
 
 
@@ -259,41 +289,25 @@ def changes(before: dict, after: dict) -> dict[str, dict[str, set]]:
     return found
 
 
-async def pii_hits(engine, values: dict[str, str]) -> list[str]:
-    """Every text, varchar and jsonb column of every PinTeach table still holding one of the values."""
-    hits = []
-    async with engine.connect() as conn:
-        columns = (
-            await conn.execute(
-                text(
-                    "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
-                    "'public' AND data_type IN ('text', 'character varying', 'jsonb')"
-                )
-            )
-        ).all()
-        assert len(columns) > 50, "the scan should see the whole schema"
-        for table, column in columns:
-            for what, value in values.items():
-                n = (
-                    await conn.execute(
-                        text(f'SELECT count(*) FROM "{table}" WHERE "{column}"::text ILIKE :pattern'),
-                        {"pattern": f"%{value}%"},
-                    )
-                ).scalar_one()
-                if n:
-                    hits.append(f"{table}.{column} holds the {what} ({n} rows)")
-    return hits
-
-
 async def test_erasure_leaves_no_trace_and_touches_no_one_else(gdeps, seed, drive):
     ids = await world(seed, drive)
     s, o = ids["s"], ids["o"]
-    assert await pii_hits(seed.engine, PII), "the scan must find the seeded data before the erasure"
+    values = list(PII.values())
+    seen = {(h.table, h.column) for h in await scan_pinteach(seed.engine, values)}
+    assert seen >= {
+        ("students", "email"),
+        ("students", "goals"),
+        ("session_content", "teacher_notes"),
+        ("audit_logs", "metadata"),
+        ("data_erasure_requests", "reason"),
+    }, "the scan must find the seeded data before the erasure"
     before = await snapshot(seed.engine)
 
     assert await sweep(gdeps) == {"erased": 1, "failed": 0}
 
-    assert await pii_hits(seed.engine, PII) == []
+    # the generic proof: no text, varchar or jsonb column of any table holds her email, name,
+    # phone or goals
+    assert [str(h) for h in await scan_pinteach(seed.engine, values)] == []
     after = await snapshot(seed.engine)
     found = changes(before, after)
     # Every row that changed, row for row: the erased student's own, and the request's records.
@@ -323,7 +337,16 @@ async def test_erasure_leaves_no_trace_and_touches_no_one_else(gdeps, seed, driv
         "credit_ledger": {"inserted": new("credit_ledger")},
         "enrollments": {"updated": {(s["enrollment"],), (s["group_enrollment"],)}},
         "data_erasure_requests": {"updated": {(ids["request"],)}},
-        "audit_logs": {"inserted": new("audit_logs")},
+        "audit_logs": {"inserted": new("audit_logs"), "updated": {(ids["audit_s"],)}},
+    }
+    # the earlier audit row stays, scrubbed; the other student's is untouched
+    assert after["audit_logs"][(ids["audit_s"],)]["metadata"] == {
+        "changes": {"email": {"from": "old@example.net", "to": "[erased]"}, "goals": "[erased]"},
+        "note": "[erased] asked for a new phone number: [erased]",
+        "fields": 3,
+    }
+    assert {k: v for k, v in after["audit_logs"][(ids["audit_s"],)].items() if k != "metadata"} == {
+        k: v for k, v in before["audit_logs"][(ids["audit_s"],)].items() if k != "metadata"
     }
     assert len(found["notifications"]["deleted"]) == 2
 
@@ -370,6 +393,13 @@ async def test_erasure_leaves_no_trace_and_touches_no_one_else(gdeps, seed, driv
 
     done = after["data_erasure_requests"][(ids["request"],)]
     assert done["status"] == "completed" and done["processed_at"] is not None
+    assert done["reason"] == "[erased] asked in a lesson; confirm by mail to [erased] ([erased])"
+    was = before["data_erasure_requests"][(ids["request"],)]
+    assert (done["requested_at"], done["due_at"], done["requested_by"]) == (
+        was["requested_at"],
+        was["due_at"],
+        was["requested_by"],
+    )
     (audit,) = [after["audit_logs"][pk] for pk in new("audit_logs")]
     assert (audit["actor_type"], audit["action"], audit["entity_type"], audit["entity_id"]) == (
         "system",
@@ -542,7 +572,7 @@ async def test_two_erasures_of_one_request_at_once_erase_once(gdeps, seed, drive
     a, b, c = await asyncio.gather(erase.run(gdeps, ref), erase.run(gdeps, ref), sweep(gdeps))
 
     assert a["erased"] + b["erased"] + c["erased"] == 1
-    assert await seed.count(t.audit_logs) == 1
+    assert await seed.count(t.audit_logs, t.audit_logs.c.action == "gdpr.erasure_completed") == 1
     assert await seed.count(t.notifications, t.notifications.c.type == "gdpr.erasure_completed") == 1
     assert await seed.count(t.credit_ledger, t.credit_ledger.c.action == "RELEASE") == 2
     enrollment = await seed.row(t.enrollments, t.enrollments.c.id == ids["s"]["enrollment"])
