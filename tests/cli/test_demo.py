@@ -2,6 +2,8 @@
 pretend backend's jobs run (one fails on purpose), the dashboard answers on the printed link, and
 Ctrl-C stops everything."""
 
+from collections import Counter
+
 import httpx
 
 from tests.cli.demo_process import running_demo
@@ -22,18 +24,31 @@ SWEEPS = {
     "retention.teacher_policies",
 }
 
+# what the demo data makes each of these do within the minute (asserted one by one below)
+EFFECTS = (
+    ("sessions.auto_complete", "completed"),
+    ("reviews.request_due", "requested"),
+    ("reviews.expire", "expired"),
+    ("retention.teacher_policies", "erasure_requested"),
+)
+
 
 async def test_demo_sweeps_act_the_backend_trickles_and_the_dashboard_answers(env):
     async with running_demo(env) as demo:
-        results: dict[str, dict] = {}
+        # each job's counts summed over its runs: a sweep can run more than once in the minute (a
+        # tick, and a follow-up another job asked for), and the first run may find nothing to do
+        results: dict[str, Counter] = {}
 
         def seen() -> bool:
+            results.clear()
             for event in demo.events:
                 if event.get("event") == "job_succeeded":
-                    results.setdefault(event["job"], event["result"])
+                    counts = {k: v for k, v in event["result"].items() if isinstance(v, int)}
+                    results.setdefault(event["job"], Counter()).update(counts)
             failed = {e["job"] for e in demo.events if e.get("event") == "job_failed"}
             wanted = SWEEPS | {"messages.deliver", "calendar.sync_session", "fleet.noop"}
-            return wanted <= set(results) and "messages.deliver" in failed and demo.link is not None
+            acted = wanted <= set(results) and all(results[job][count] > 0 for job, count in EFFECTS)
+            return acted and "messages.deliver" in failed and demo.link is not None
 
         await demo.until(seen, timeout_s=60)
         async with httpx.AsyncClient(follow_redirects=False) as client:
@@ -58,7 +73,7 @@ async def test_demo_sweeps_act_the_backend_trickles_and_the_dashboard_answers(en
     assert results["reviews.request_due"]["requested"] > 0
     assert results["reviews.expire"]["expired"] > 0
     assert results["retention.teacher_policies"]["erasure_requested"] > 0
-    assert results["calendar.sync_session"]["synced"] == 1
+    assert results["calendar.sync_session"]["synced"] > 0
     failing = [e for e in demo.events if e.get("event") == "job_failed" and e["job"] == "messages.deliver"]
     assert "does not exist" in failing[0]["error"], "the job that fails on purpose"
     assert any(e.get("event") == "fleet_stopped" for e in demo.events), "Ctrl-C stopped the worker cleanly"
