@@ -147,11 +147,7 @@ def _sending(destination: str, count: int) -> Iterator[dict[str, str] | None]:
     with _tracer.start_as_current_span(f"send {destination}", kind=SpanKind.PRODUCER, attributes=attributes):
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        yield trace_context_of(carrier)
-
-
-def trace_context_of(carrier: Mapping[str, str]) -> dict[str, str] | None:
-    return wire.trace_context(dict(carrier))
+        yield wire.trace_context(carrier)
 
 
 def job_id_for(name: str, key: str | None) -> str:
