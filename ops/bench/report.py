@@ -66,9 +66,17 @@ class Section:
         self.ratios.append(ratio)
         return ratio
 
-    def check_figure(self, what: str, figure: Figure, unit: str, *, under: float) -> None:
+    def check_figure(
+        self,
+        what: str,
+        figure: Figure,
+        unit: str,
+        *,
+        under: float | None = None,
+        at_least: float | None = None,
+    ) -> None:
         """A target on a figure's median, with the figure's min-max beside it."""
-        self.check(what, figure.median, unit, under=under, spread=figure.spread)
+        self.check(what, figure.median, unit, under=under, at_least=at_least, spread=figure.spread)
 
     def check(
         self,
