@@ -104,6 +104,9 @@ def number(value: float) -> str:
         return f"{value:,.0f}"
     if abs(value) >= 10:
         return f"{value:,.1f}"
+    if 0 < abs(value) < 1:
+        # three significant digits: short runs (0.05 s) are otherwise too coarse for a ratio
+        return f"{value:.3g}"
     return f"{value:,.2f}"
 
 

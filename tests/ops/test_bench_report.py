@@ -1,6 +1,6 @@
 """The benchmark report: every ratio and target row carries the min-max of its runs."""
 
-from ops.bench.report import Figure, Section, ratio_table
+from ops.bench.report import Figure, Section, number, ratio_table
 
 
 def test_a_ratio_of_two_figures_carries_the_run_by_run_spread() -> None:
@@ -23,3 +23,8 @@ def test_a_target_on_a_figure_shows_its_min_max_either_way() -> None:
         "| outbox | throughput | 6,000 rows/s | >= 5,000 rows/s | yes | 4,000-9,000 rows/s |",
         "| outbox | p99 | 30.0 ms | < 50 ms | yes | 12.0-60.0 ms |",
     ]
+
+
+def test_short_runs_keep_three_significant_digits() -> None:
+    # 0.055 s against 0.046 s is a 1.2x ratio; printed as 0.06 and 0.05 its spread cannot be read back
+    assert [number(v) for v in (0.0553, 0.046, 5.49, 1234.5)] == ["0.0553", "0.046", "5.49", "1,234"]
