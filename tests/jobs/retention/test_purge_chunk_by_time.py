@@ -46,8 +46,9 @@ async def purge_with_timer(mysql, tmp_path, chunk_size: int, step_s: float):
 async def test_slow_chunks_shrink_the_next_ones(mysql, tmp_path):
     await add_events(mysql, [timedelta(days=100)] * 1200 + [timedelta(days=5)] * 3)
 
-    # every chunk "takes" 1 s against a 200 ms target: 500 ids, then 500 * 0.16 = 80, then the floor
-    counts, windows = await purge_with_timer(mysql, tmp_path, chunk_size=5000, step_s=1.0)
+    # every chunk "takes" 0.5 s against the shipped 100 ms target: 500 ids, then 500 / 0.5 * 0.08 = 80,
+    # then the floor
+    counts, windows = await purge_with_timer(mysql, tmp_path, chunk_size=5000, step_s=0.5)
 
     assert windows[:4] == [500, 80, 50, 50]
     assert sum(windows) == 1200 and counts["deleted"] == 1200 and counts["remaining_expired"] == 0
