@@ -198,13 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     configure("WARNING", "console", stderr=True)
     started = time.monotonic()
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    measured = machine.commit()
     sections, servers = asyncio.run(run(args))
     command = "python -m ops.bench" + {"full": "", "quick": " --quick", "tiny": " --tiny"}[args.size]
     if args.only != list(BENCHMARKS):
         command += f" --only {','.join(args.only)}"
     if args.runs:
         command += f" --runs {args.runs}"
-    facts = machine.describe(servers)
+    facts = {"commit": measured, **machine.describe(servers)}
     smoke = args.size != "full"
     text = markdown(
         sections, facts, command=command, elapsed_s=time.monotonic() - started, date=date, smoke=smoke
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(text)
     # what the README's Benchmarks section takes, ready to paste
     summary = [
-        f"Figures of `{command}` on {date} ({facts['nproc']} cores, {facts['CPU']}, {facts['memory']}, "
+        f"Figures of `{command}` at commit {measured}, on {date} ({facts['nproc']} cores, {facts['CPU']}, {facts['memory']}, "
         f"Python {facts['Python']}); medians of the runs, min-max of the run-by-run ratios; "
         "details in `ops/bench/RESULTS.md`:",
         "",

@@ -45,6 +45,16 @@ def _package(name: str) -> str:
         return "not installed"
 
 
+def commit() -> str:
+    """The checkout measured; read when a run starts, since commits made during it are not in it."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    head = _first_line(["git", "-C", root, "rev-parse", "--short", "HEAD"])
+    changed = subprocess.run(
+        ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout
+    return head + (" with uncommitted changes" if changed.strip() else "")
+
+
 def describe(servers: dict[str, str] | None = None) -> dict[str, str]:
     facts = {
         "nproc": str(os.cpu_count()),
