@@ -219,14 +219,13 @@ async def pt_archiver(mysql_dsn: str, events: Events, cutoff: str) -> None:
         raise RuntimeError(f"pt-archiver failed ({process.returncode}): {out.decode()[-1000:]}")
 
 
-def policy_file(directory: Path, *, pause: bool) -> Path:
-    """The shipped telemetry.events policy, as it is or with its pause taken out."""
+def policy_file(directory: Path, name: str = "retention.toml", **changes: object) -> Path:
+    """The shipped telemetry.events policy, as it is or with some of its fields changed."""
     shipped = load_policies(SHIPPED)[POLICY]
     fields = shipped.model_dump(exclude={"name"}, exclude_defaults=False, exclude_none=True)
-    if not pause:
-        fields["pause_between_chunks_s"] = 0
+    fields.update(changes)
     lines = [f'["{POLICY}"]'] + [f"{key} = {_toml(value)}" for key, value in fields.items()]
-    path = directory / ("retention.toml" if pause else "retention-no-pause.toml")
+    path = directory / name
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -268,7 +267,8 @@ async def bench_purge(mysql_dsn: str, size: str, runs: int | None) -> tuple[Sect
     engine = pickatale_engine(mysql_dsn, pool_size=4)
     events = Events(engine, prefix)
     policy_dir = Path(tempfile.mkdtemp(prefix="jf_bench_policy_"))
-    shipped, no_pause = policy_file(policy_dir, pause=True), policy_file(policy_dir, pause=False)
+    shipped = policy_file(policy_dir)
+    no_pause = policy_file(policy_dir, "retention-no-pause.toml", pause_between_chunks_s=0)
     policy = load_policies(shipped)[POLICY]
     have_pt = shutil.which("pt-archiver") is not None
     names = {

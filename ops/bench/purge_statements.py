@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import re
 import secrets
+import shutil
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -84,13 +85,8 @@ async def main(args: argparse.Namespace) -> None:
     saved = {name: (await events.sql(f"SELECT @@GLOBAL.{name}"))[0][0] for name in SLOW_LOG_SETTINGS}
     datadir = Path((await events.sql("SELECT @@datadir"))[0][0])
     policies = Path(tempfile.mkdtemp(prefix="jf_bench_policy_"))
-    policy = purge.policy_file(policies, pause=True)
-    text = policy.read_text()
-    if args.target_ms is not None:
-        text = re.sub(r"(?m)^chunk_target_ms = .*", f"chunk_target_ms = {args.target_ms:g}", text)
-    if args.pause is not None:
-        text = re.sub(r"(?m)^pause_between_chunks_s = .*", f"pause_between_chunks_s = {args.pause:g}", text)
-    policy.write_text(text)
+    changes = {"chunk_target_ms": args.target_ms, "pause_between_chunks_s": args.pause}
+    policy = purge.policy_file(policies, **{k: v for k, v in changes.items() if v is not None})
     try:
         await create_pickatale(engine, prefix)
         progress(f"building {args.rows:,} events")
@@ -129,6 +125,7 @@ async def main(args: argparse.Namespace) -> None:
             await events.sql(f"SET GLOBAL {name} = {quoted}")
         await events.drop()
         await engine.dispose()
+        shutil.rmtree(policies, ignore_errors=True)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

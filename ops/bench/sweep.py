@@ -20,7 +20,7 @@ import asyncpg
 from db.engines import pinteach_engine
 from db.schema import create_pinteach
 from jobfleet.payloads import Sweep
-from jobfleet.settings import load_settings
+from jobfleet.settings import Settings, load_settings
 from jobs.credits import expire
 from jobs.deps import Deps
 from jobs.messages import deliver_due
@@ -203,11 +203,15 @@ async def run_reference(admin: asyncpg.Connection, dsn: str, sql: str) -> Measur
         await conn.close()
 
 
-async def run_job(admin: asyncpg.Connection, dsn: str, job: Job, workers: int) -> Measured:
-    settings = load_settings(
+def job_settings(dsn: str) -> Settings:
+    """The shipped sweep settings, on this database, with a budget no benchmark run reaches."""
+    return load_settings(
         pinteach_dsn=dsn, auto_complete_grace_s=GRACE_S, sweep_budget_s=3600, log_level="WARNING"
     )
-    fleet = [Deps.from_settings(settings) for _ in range(workers)]
+
+
+async def run_job(admin: asyncpg.Connection, dsn: str, job: Job, workers: int) -> Measured:
+    fleet = [Deps.from_settings(job_settings(dsn)) for _ in range(workers)]
     try:
         for deps in fleet:  # connected before the clock starts, as the reference is
             async with deps.pinteach.connect() as conn:

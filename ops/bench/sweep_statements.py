@@ -17,9 +17,8 @@ from typing import Any
 from sqlalchemy import event
 
 from jobfleet.payloads import Sweep
-from jobfleet.settings import load_settings
 from jobs.deps import Deps
-from ops.bench.sweep import GRACE_S, JOBS, Databases, DataSet, run_reference
+from ops.bench.sweep import JOBS, Databases, DataSet, job_settings, run_reference
 from ops.bench.throughput import progress
 from workers.logging import configure
 
@@ -43,10 +42,7 @@ class StatementTimes:
 
 
 async def timed_run(dsn: str, job: str) -> tuple[float, StatementTimes, dict[str, int]]:
-    settings = load_settings(
-        pinteach_dsn=dsn, auto_complete_grace_s=GRACE_S, sweep_budget_s=3600, log_level="WARNING"
-    )
-    deps = Deps.from_settings(settings)
+    deps = Deps.from_settings(job_settings(dsn))
     times = StatementTimes()
     engine = deps.pinteach.sync_engine
     try:
